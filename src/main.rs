@@ -1,1 +1,199 @@
-fn main() {}
+//! `recognize-agent`: the agent's command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use recognize_agent::contract::{FilterTriggered, Scenario};
+use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
+use recognize_agent::http::{App, Backend, Limits, Server, admission::Gate};
+use recognize_agent::vision::decode::DecodeOptions;
+use recognize_agent::vision::{Models, default_models_dir};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Enrol people from a face image into privacy-preserving account-recovery states"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Directory holding the ONNX models [default: ./models, else the source tree's]
+    #[arg(long, env = "MODELS_DIR", global = true)]
+    models_dir: Option<PathBuf>,
+    /// Largest image accepted, in pixels (width × height)
+    #[arg(long, env = "MAX_PIXELS", default_value_t = 25_000_000, global = true)]
+    max_pixels: u64,
+    /// Log format: human or json (one JSON object per line); levels via RUST_LOG
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the agent's HTTP API.
+    ///
+    /// Per-scenario filter overrides come from the environment:
+    /// FILTERS_OFF_<SCENARIO> and FILTERS_ON_<SCENARIO> (comma-separated filter names, e.g.
+    /// FILTERS_ON_TRUSTED_SOURCE=imageBlackAndWhite) and MIN_INTEROCULAR_<SCENARIO>
+    /// (pixels between the eyes), where SCENARIO is SELFIE, TRUSTED_SOURCE or DOCUMENT.
+    Serve(ServeArgs),
+    /// Enrol one image file and print the endpoint's JSON (exit 0: enrolled, 2: a filter triggered).
+    Enroll {
+        /// SELFIE, TRUSTED_SOURCE or DOCUMENT
+        #[arg(long, value_parser = parse_scenario)]
+        scenario: Scenario,
+        /// Do not apply the EXIF orientation
+        #[arg(long)]
+        no_exif_transpose: bool,
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on (0 picks a free one)
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+    /// Enrolments that may run at once [default: number of CPUs]
+    #[arg(long, env = "MAX_CONCURRENCY")]
+    max_concurrency: Option<usize>,
+    /// Enrolments that may wait for a slot; beyond that, 429
+    #[arg(long, env = "MAX_WAIT", default_value_t = 1)]
+    max_wait: usize,
+    /// Largest request body, in bytes
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Backend base URL for online enrolment (with AUTH_SERVER_API_KEY)
+    #[arg(long, env = "AUTH_SERVER_URL")]
+    auth_server_url: Option<String>,
+    /// Backend API key for online enrolment
+    #[arg(long, env = "AUTH_SERVER_API_KEY", hide_env_values = true)]
+    auth_server_api_key: Option<String>,
+}
+
+fn parse_scenario(s: &str) -> Result<Scenario, String> {
+    Scenario::parse(s).ok_or_else(|| "use SELFIE, TRUSTED_SOURCE or DOCUMENT".into())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    let started = Instant::now();
+    let dir = cli.models_dir.clone().unwrap_or_else(default_models_dir);
+    let models =
+        Models::load(&dir).map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
+    let policies = recognize_agent::config::policies(|k| std::env::var(k).ok())?;
+    let enroller = Enroller::new(models, policies);
+    log::info!(
+        "models loaded from {} in {:.0} ms",
+        dir.display(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    match cli.command {
+        Command::Serve(args) => serve(args, enroller, cli.max_pixels),
+        Command::Enroll {
+            scenario,
+            no_exif_transpose,
+            file,
+        } => {
+            let body = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let opts = DecodeOptions {
+                base64: false,
+                exif_transpose: !no_exif_transpose,
+                max_pixels: cli.max_pixels,
+            };
+            let outcome = enroller
+                .enroll(&body, scenario, &opts)
+                .map_err(|e| match e {
+                    EnrollError::Decode(d) => format!("{}: {d}", file.display()),
+                    EnrollError::Internal(why) => why,
+                })?;
+            let (json, code) = match outcome {
+                Outcome::Enrolled(states) => (serde_json::to_string_pretty(&states)?, 0),
+                Outcome::Filtered(f) => {
+                    (serde_json::to_string_pretty(&FilterTriggered::from(f))?, 2)
+                }
+            };
+            println!("{json}");
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+fn serve(
+    args: ServeArgs,
+    enroller: Enroller,
+    max_pixels: u64,
+) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    let running = args
+        .max_concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let backend = match (args.auth_server_url, args.auth_server_api_key) {
+        (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => {
+            Some(Backend { url, api_key })
+        }
+        _ => None,
+    };
+    let app = App {
+        enroller,
+        gate: Gate::new(running, args.max_wait),
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_pixels,
+        },
+        backend,
+    };
+    // Workers for every admitted enrolment plus spares, so that cheap requests and
+    // 429 answers are never stuck behind running enrolments.
+    let workers = running + args.max_wait + 4;
+    let server = Server::bind(&format!("{}:{}", args.host, args.port), app, workers)?;
+    let addr = server.local_addr().ok_or("the server has no IP address")?;
+    log::info!(
+        "listening on {addr} ({running} enrolments at once, {} waiting)",
+        args.max_wait
+    );
+    println!("listening on {addr}");
+    std::io::stdout().flush()?;
+    server.run();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let LogFormat::Json = format {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "ts": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
+}

@@ -1,0 +1,46 @@
+//! Prints the pipeline's measurements for each image given (a development aid).
+
+use recognize_agent::vision::{Models, decode, default_models_dir};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let models = Models::load(&default_models_dir())?;
+    let opts = decode::DecodeOptions {
+        base64: false,
+        exif_transpose: true,
+        max_pixels: 50_000_000,
+    };
+    for path in std::env::args().skip(1) {
+        let image = decode::decode(&std::fs::read(&path)?, &opts)?;
+        let a = models.analyse(&image)?;
+        let faces: Vec<String> = a
+            .faces
+            .iter()
+            .map(|f| format!("{:.2}/{:.0}/io{:.0}", f.score, f.size(), f.interocular()))
+            .collect();
+        print!(
+            "{path}: {}x{} colour {:.1} faces [{}]",
+            a.width,
+            a.height,
+            a.colourfulness,
+            faces.join(" ")
+        );
+        if let Some(p) = &a.primary {
+            let o = p.occlusion;
+            print!(
+                " norm {:.1} skin {:.2} eyeB {:.2} eyeC {:.2} mouth {:.2} lips {:.3} box {:.0},{:.0},{:.0},{:.0}",
+                p.embedding.raw_norm,
+                o.lower_skin,
+                o.eye_brightness,
+                o.eye_contrast,
+                o.mouth_line,
+                o.lip_redness,
+                p.face.bbox.x0,
+                p.face.bbox.y0,
+                p.face.bbox.x1,
+                p.face.bbox.y1
+            );
+        }
+        println!();
+    }
+    Ok(())
+}

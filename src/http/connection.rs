@@ -1,0 +1,214 @@
+//! `tiny_http` as an `embedded-svc` HTTP server connection, so the routes never see the transport.
+
+use std::io;
+
+use embedded_svc::http::server::Connection;
+use embedded_svc::http::{Headers, Method, Query};
+use embedded_svc::io::{ErrorType, Read, Write};
+
+/// Request line and headers, copied out of the transport.
+pub struct Head {
+    method: Method,
+    uri: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Query for Head {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+    fn method(&self) -> Method {
+        self.method
+    }
+}
+
+impl Headers for Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The request body, read straight from the socket.
+pub struct Body(tiny_http::Request);
+
+impl ErrorType for Body {
+    type Error = io::Error;
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
+        self.0.as_reader().read(buf)
+    }
+}
+
+/// The raw socket is not exposed.
+pub struct NoRawConnection;
+
+impl ErrorType for NoRawConnection {
+    type Error = io::Error;
+}
+
+impl Read for NoRawConnection {
+    fn read(&mut self, _: &mut [u8]) -> Result<usize, io::Error> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+impl Write for NoRawConnection {
+    fn write(&mut self, _: &[u8]) -> Result<usize, io::Error> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn flush(&mut self) -> Result<(), io::Error> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+struct Pending {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// One request/response exchange. Responses are small JSON documents, so the response
+/// is buffered and sent by [`TinyConnection::finish`] with an exact `Content-Length`.
+pub struct TinyConnection {
+    head: Head,
+    body: Body,
+    response: Option<Pending>,
+}
+
+impl TinyConnection {
+    pub fn new(request: tiny_http::Request) -> TinyConnection {
+        let head = Head {
+            method: method(request.method()),
+            uri: request.url().to_string(),
+            headers: request
+                .headers()
+                .iter()
+                .map(|h| (h.field.to_string(), h.value.to_string()))
+                .collect(),
+        };
+        TinyConnection {
+            head,
+            body: Body(request),
+            response: None,
+        }
+    }
+
+    /// Sends the response (a bare 500 if the handler never started one).
+    pub fn finish(self) -> io::Result<()> {
+        let pending = self.response.unwrap_or(Pending {
+            status: 500,
+            headers: Vec::new(),
+            body: Vec::new(),
+        });
+        let mut response =
+            tiny_http::Response::from_data(pending.body).with_status_code(pending.status);
+        for (name, value) in &pending.headers {
+            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                response.add_header(h);
+            }
+        }
+        self.body.0.respond(response)
+    }
+}
+
+fn method(m: &tiny_http::Method) -> Method {
+    use tiny_http::Method as T;
+    match m {
+        T::Get => Method::Get,
+        T::Head => Method::Head,
+        T::Post => Method::Post,
+        T::Put => Method::Put,
+        T::Delete => Method::Delete,
+        T::Connect => Method::Connect,
+        T::Options => Method::Options,
+        T::Trace => Method::Trace,
+        T::Patch => Method::Patch,
+        // No route accepts other methods; they are answered 405 like any unexpected one.
+        T::NonStandard(_) => Method::Unlink,
+    }
+}
+
+impl Query for TinyConnection {
+    fn uri(&self) -> &str {
+        self.head.uri()
+    }
+    fn method(&self) -> Method {
+        self.head.method()
+    }
+}
+
+impl Headers for TinyConnection {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+}
+
+impl ErrorType for TinyConnection {
+    type Error = io::Error;
+}
+
+impl Read for TinyConnection {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
+        self.body.read(buf)
+    }
+}
+
+impl Write for TinyConnection {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
+        match &mut self.response {
+            Some(p) => {
+                p.body.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            None => Err(io::Error::other("response not started")),
+        }
+    }
+    fn flush(&mut self) -> Result<(), io::Error> {
+        Ok(())
+    }
+}
+
+impl Connection for TinyConnection {
+    type Headers = Head;
+    type Read = Body;
+    type RawConnectionError = io::Error;
+    type RawConnection = NoRawConnection;
+
+    fn split(&mut self) -> (&Head, &mut Body) {
+        (&self.head, &mut self.body)
+    }
+
+    fn initiate_response(
+        &mut self,
+        status: u16,
+        _message: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(), io::Error> {
+        if self.response.is_some() {
+            return Err(io::Error::other("response already started"));
+        }
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        self.response = Some(Pending {
+            status,
+            headers,
+            body: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn is_response_initiated(&self) -> bool {
+        self.response.is_some()
+    }
+
+    fn raw_connection(&mut self) -> Result<&mut NoRawConnection, io::Error> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}

@@ -1,0 +1,88 @@
+//! The HTTP agent: a `tiny_http` server, a fixed pool of workers, routes on `embedded-svc` traits.
+
+pub mod admission;
+pub mod connection;
+pub mod error;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::enroll::Enroller;
+use admission::Gate;
+use connection::TinyConnection;
+
+/// Request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_pixels: u64,
+}
+
+/// Where online enrolments are registered.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub url: String,
+    pub api_key: String,
+}
+
+/// Everything the routes share.
+pub struct App {
+    pub enroller: Enroller,
+    pub gate: Gate,
+    pub limits: Limits,
+    pub backend: Option<Backend>,
+}
+
+/// A bound server; [`Server::run`] serves until the process ends.
+pub struct Server {
+    inner: Arc<tiny_http::Server>,
+    app: Arc<App>,
+    workers: usize,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port). `workers` threads handle requests.
+    pub fn bind(
+        addr: &str,
+        app: App,
+        workers: usize,
+    ) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+        let inner = tiny_http::Server::http(addr)?;
+        Ok(Server {
+            inner: Arc::new(inner),
+            app: Arc::new(app),
+            workers: workers.max(1),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.server_addr().to_ip()
+    }
+
+    /// Serves requests on the worker pool; returns only if every worker stops.
+    pub fn run(self) {
+        let handles: Vec<_> = (0..self.workers)
+            .map(|i| {
+                let (server, app) = (Arc::clone(&self.inner), Arc::clone(&self.app));
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || {
+                        while let Ok(request) = server.recv() {
+                            let mut conn = TinyConnection::new(request);
+                            if let Err(e) = routes::handle(&app, &mut conn) {
+                                log::warn!("response not written: {e}");
+                            }
+                            if let Err(e) = conn.finish() {
+                                log::debug!("client went away: {e}");
+                            }
+                        }
+                    })
+            })
+            .filter_map(Result::ok)
+            .collect();
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}

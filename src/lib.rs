@@ -1,0 +1,13 @@
+//! recognize-agent: enrol a person from a face image into privacy-preserving
+//! account-recovery states, on the PingOne Recognize Agent contract.
+//!
+//! Data flows one way: request ([`http`]) → image ([`vision::decode`]) → faces
+//! ([`vision::detect`]) → filters ([`vision::filters`]) → template ([`vision::embed`])
+//! → states ([`protect::states`]).
+
+pub mod config;
+pub mod contract;
+pub mod enroll;
+pub mod http;
+pub mod protect;
+pub mod vision;

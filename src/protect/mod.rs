@@ -1,0 +1,3 @@
+//! Template protection and the enrolment states.
+
+pub mod states;

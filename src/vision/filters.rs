@@ -1,0 +1,187 @@
+//! The six contract filters: measurements from [`Analysis`] against thresholds, under a
+//! scenario's policy. All thresholds live in [`Thresholds`].
+
+use crate::contract::{FilterStatus, Filters, Scenario};
+
+use super::Analysis;
+use super::detect::Face;
+use super::occlusion::Occlusion;
+
+/// Every number a filter decision depends on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Thresholds {
+    /// The main face is rejected as a non-face (cat, mug) when its raw embedding is
+    /// shorter than this: MobileFaceNet gives faces 45–90, other objects 25–35.
+    pub min_face_norm: f32,
+    /// Minimum distance between the eyes, in image pixels.
+    pub min_interocular: f32,
+    /// Another face counts towards `faceMultiple` when its size is at least this
+    /// fraction of the main face's (documents: the small "ghost" portrait does not).
+    pub multiple_relative_size: f32,
+    /// `facePartial` when more than this fraction of the face box lies outside the image.
+    pub max_outside_fraction: f32,
+    /// `imageBlackAndWhite` below this colourfulness (0 for greyscale, >25 for photos).
+    pub min_colourfulness: f32,
+    /// Eyes covered (dark glasses, bars) below this brightness relative to the skin.
+    pub min_eye_brightness: f32,
+    /// Eyes covered below this contrast relative to the skin.
+    pub min_eye_contrast: f32,
+    /// Nose and mouth covered (masks, objects) when skin fraction + lip-line depth is
+    /// below this.
+    pub min_lower_face: f32,
+    /// Nose and mouth covered by skin (a hand) when more of them than this is plain skin:
+    /// a visible mouth and nostrils are never skin-coloured throughout.
+    pub max_lower_skin: f32,
+}
+
+impl Thresholds {
+    /// Defaults for a scenario.
+    pub fn for_scenario(scenario: Scenario) -> Thresholds {
+        let base = Thresholds {
+            min_face_norm: 40.0,
+            min_interocular: 32.0,
+            multiple_relative_size: 0.25,
+            max_outside_fraction: 0.12,
+            min_colourfulness: 5.0,
+            min_eye_brightness: 0.35,
+            min_eye_contrast: 0.08,
+            min_lower_face: 0.62,
+            max_lower_skin: 0.9,
+        };
+        match scenario {
+            Scenario::Document => Thresholds {
+                min_interocular: 24.0,
+                multiple_relative_size: 0.6,
+                ..base
+            },
+            Scenario::Selfie | Scenario::TrustedSource => base,
+        }
+    }
+}
+
+/// Which filters a scenario runs, and with what thresholds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    pub face_is_occluded: bool,
+    pub face_missing: bool,
+    pub face_multiple: bool,
+    pub face_partial: bool,
+    pub face_too_small: bool,
+    pub image_black_and_white: bool,
+    pub thresholds: Thresholds,
+}
+
+/// The names of the six filters as the contract spells them.
+pub const FILTER_NAMES: [&str; 6] = [
+    "faceIsOccluded",
+    "faceMissing",
+    "faceMultiple",
+    "facePartial",
+    "faceTooSmall",
+    "imageBlackAndWhite",
+];
+
+impl Policy {
+    /// The contract's default policy: everything on, except black-and-white for
+    /// trusted portraits and documents (official portraits may be greyscale).
+    pub fn for_scenario(scenario: Scenario) -> Policy {
+        Policy {
+            face_is_occluded: true,
+            face_missing: true,
+            face_multiple: true,
+            face_partial: true,
+            face_too_small: true,
+            image_black_and_white: scenario == Scenario::Selfie,
+            thresholds: Thresholds::for_scenario(scenario),
+        }
+    }
+
+    /// Turns a filter on or off by its contract name; false if the name is unknown.
+    pub fn set(&mut self, name: &str, on: bool) -> bool {
+        let flag = match name {
+            "faceIsOccluded" => &mut self.face_is_occluded,
+            "faceMissing" => &mut self.face_missing,
+            "faceMultiple" => &mut self.face_multiple,
+            "facePartial" => &mut self.face_partial,
+            "faceTooSmall" => &mut self.face_too_small,
+            "imageBlackAndWhite" => &mut self.image_black_and_white,
+            _ => return false,
+        };
+        *flag = on;
+        true
+    }
+}
+
+/// Evaluates the six filters on one analysed image.
+pub fn evaluate(analysis: &Analysis, policy: &Policy) -> Filters {
+    let t = &policy.thresholds;
+    let status = |on: bool, triggered: Option<bool>| match (on, triggered) {
+        (false, _) => FilterStatus::TurnedOff,
+        (true, None) => FilterStatus::CannotRunOnFrame,
+        (true, Some(true)) => FilterStatus::Triggered,
+        (true, Some(false)) => FilterStatus::NotTriggered,
+    };
+    let main = analysis
+        .primary
+        .as_ref()
+        .filter(|p| p.embedding.raw_norm >= t.min_face_norm);
+    let face = main.map(|p| &p.face);
+    Filters {
+        face_missing: status(policy.face_missing, Some(main.is_none())),
+        face_multiple: status(
+            policy.face_multiple,
+            Some(face.is_some_and(|f| others(analysis, f, t) > 0)),
+        ),
+        face_partial: status(
+            policy.face_partial,
+            face.map(|f| is_partial(f, analysis.width, analysis.height, t)),
+        ),
+        face_too_small: status(
+            policy.face_too_small,
+            face.map(|f| f.interocular() < t.min_interocular),
+        ),
+        face_is_occluded: status(
+            policy.face_is_occluded,
+            main.map(|p| is_occluded(&p.occlusion, t)),
+        ),
+        image_black_and_white: status(
+            policy.image_black_and_white,
+            Some(analysis.colourfulness < t.min_colourfulness),
+        ),
+    }
+}
+
+/// Faces other than `main` of comparable size.
+fn others(analysis: &Analysis, main: &Face, t: &Thresholds) -> usize {
+    analysis
+        .faces
+        .iter()
+        .filter(|f| *f != main && f.size() >= t.multiple_relative_size * main.size())
+        .count()
+}
+
+fn is_partial(face: &Face, width: u32, height: u32, t: &Thresholds) -> bool {
+    let image = super::geometry::Rect {
+        x0: 0.0,
+        y0: 0.0,
+        x1: width as f32,
+        y1: height as f32,
+    };
+    let area = face.bbox.area();
+    let outside = if area > 0.0 {
+        1.0 - face.bbox.intersection(&image).area() / area
+    } else {
+        1.0
+    };
+    let inside =
+        |p: &super::geometry::Point| p.x >= 0.0 && p.y >= 0.0 && p.x < image.x1 && p.y < image.y1;
+    outside > t.max_outside_fraction || !face.keypoints[..4].iter().all(inside)
+}
+
+fn is_occluded(o: &Occlusion, t: &Thresholds) -> bool {
+    let eyes_covered =
+        o.eye_brightness < t.min_eye_brightness || o.eye_contrast < t.min_eye_contrast;
+    let lower_covered = o.lower_skin + o.mouth_line < t.min_lower_face;
+    let covered_by_skin = o.lower_skin > t.max_lower_skin;
+    eyes_covered || lower_covered || covered_by_skin
+}
