@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 PHOTOS, FACES_BIN, OUT = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 # Distinct public-domain portraits of real people.
 PORTRAITS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png"]
-NO_FACE = ["coffee.png", "rocket.jpg", "chelsea.png"]
+NO_FACE = ["coffee.png", "rocket.jpg", "chelsea.png", "hubble_deep_field.jpg", "brick.png", "grass.png",
+           "gravel.png", "chessboard_RGB.png", "color.png"]
 rng = random.Random(7)
 manifest = []
 
@@ -137,14 +138,14 @@ def tiny(img, background, eye_distance=16):
     return canvas
 
 
-def cut(img, side, fraction=0.4):
+def cut(img, side, fraction=0.33):
     f = geometry(img)[0]
     x0, y0, x1, y1 = f["box"]
     w, h = x1 - x0, y1 - y0
     box = {
         "left": (x0 + fraction * w, 0, img.width, img.height),
         "right": (0, 0, x1 - fraction * w, img.height),
-        "top": (0, y0 + 0.6 * fraction * h, img.width, img.height),
+        "top": (0, y0 + fraction * h, img.width, img.height),
         "bottom": (0, 0, img.width, y1 - fraction * h),
     }[side]
     return img.crop(tuple(int(v) for v in box))
@@ -193,6 +194,22 @@ def main():
         img.thumbnail((640, 640))
         save(img, "missing", Path(n).stem, ["faceMissing"])
     save(Image.new("RGB", (640, 480), (180, 170, 160)), "missing", "blank_wall", ["faceMissing"])
+    # A person below the chin: shoulders and suit, no face.
+    body = bases["obama3"]
+    chin = geometry(body)[0]["box"][3]
+    save(body.crop((0, int(chin) + 10, body.width, body.height)), "missing", "obama3_body", ["faceMissing"])
+    # An identity-document layout: the main portrait and a faded "ghost" copy at half size.
+    # Only comparable faces count towards faceMultiple for DOCUMENT; for a selfie it is two faces.
+    for name in ("obama", "biden"):
+        main = bases[name].copy()
+        main.thumbnail((360, 450))
+        ghost = ImageOps.grayscale(main).convert("RGB").resize((int(main.width * 0.5), int(main.height * 0.5)))
+        ghost = Image.blend(ghost, Image.new("RGB", ghost.size, (225, 220, 200)), 0.15)
+        card = Image.new("RGB", (main.width + ghost.width + 260, main.height + 60), (225, 220, 200))
+        card.paste(main, (30, 30))
+        card.paste(ghost, (main.width + 200, card.height - ghost.height - 40))
+        save(card, "document", f"{name}_card", [], scenario="DOCUMENT")
+        manifest.append({"file": f"document/{name}_card.jpg", "scenario": "SELFIE", "triggers": ["faceMultiple"]})
     # A greyscale photograph of a person: black and white (SELFIE), fine as a trusted portrait.
     camera = Image.open(PHOTOS / "camera.png").convert("RGB")
     save(camera, "grey", "camera", ["imageBlackAndWhite", "faceTooSmall"])

@@ -39,5 +39,6 @@ unpack $skimage_whl skimage
 p="$dir/photos"
 cp fr/face_recognition-1.3.0/tests/test_images/* "$p/"
 cp insightface/insightface-2.1/insightface/data/images/*.{jpg,png} "$p/"
-cp skimage/skimage/data/{astronaut,camera,chelsea,coffee}.png skimage/skimage/data/rocket.jpg "$p/"
+cp skimage/skimage/data/{astronaut,camera,chelsea,coffee,brick,grass,gravel,chessboard_RGB,color}.png \
+  skimage/skimage/data/{rocket,hubble_deep_field}.jpg "$p/"
 cp vladmandic-face-api-1.7.15/package/demo/sample*.jpg "$p/"

@@ -12,6 +12,9 @@ use super::model::{self, Plan};
 /// At most this many faces are kept per image (the strongest).
 pub const MAX_FACES: usize = 32;
 
+/// Margin added around the image, as a fraction of its longer side, before detection.
+const EDGE_MARGIN: f32 = 0.1;
+
 /// Faces found in one image, strongest first; fixed capacity, no per-request heap growth.
 pub type Faces = heapless::Vec<Face, MAX_FACES>;
 
@@ -104,9 +107,7 @@ impl Detector {
         })
     }
 
-    /// Finds faces in `image`. When the whole frame shows none and the frame is much
-    /// larger than the model input, overlapping tiles are searched too, so that small
-    /// faces are found (and can be reported as too small rather than missing).
+    /// Finds faces in the whole of `image`.
     pub fn detect(&self, image: &RgbImage) -> TractResult<Faces> {
         let full = Rect {
             x0: 0.0,
@@ -114,9 +115,19 @@ impl Detector {
             x1: image.width() as f32,
             y1: image.height() as f32,
         };
-        let mut candidates = self.detect_in(image, full)?;
+        Ok(weighted_nms(
+            self.detect_in(image, full)?,
+            self.config.nms_iou,
+        ))
+    }
+
+    /// Searches overlapping tiles of a frame much larger than the model input, so that
+    /// faces too small to be seen in the whole frame are found (and can be reported as
+    /// too small rather than missing). Empty for frames that need no tiling.
+    pub fn detect_tiled(&self, image: &RgbImage) -> TractResult<Faces> {
         let longest = image.width().max(image.height());
-        if candidates.is_empty() && longest > 2 * self.size {
+        let mut candidates = Vec::new();
+        if longest > 2 * self.size {
             let side = (longest / 3)
                 .max(2 * self.size)
                 .min(image.width().min(image.height()));
@@ -141,7 +152,8 @@ impl Detector {
         let (rx, ry) = (region.x0 as u32, region.y0 as u32);
         let (rw, rh) = (region.width() as u32, region.height() as u32);
         let n = self.size as usize;
-        let scale = self.size as f32 / rw.max(rh) as f32;
+        // A margin around the region lets the detector see faces cut by its edges.
+        let scale = self.size as f32 / (rw.max(rh) as f32 * (1.0 + 2.0 * EDGE_MARGIN));
         let (sw, sh) = (
             ((rw as f32 * scale).round() as u32).clamp(1, self.size),
             ((rh as f32 * scale).round() as u32).clamp(1, self.size),

@@ -10,9 +10,6 @@ use super::occlusion::Occlusion;
 /// Every number a filter decision depends on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
-    /// The main face is rejected as a non-face (cat, mug) when its raw embedding is
-    /// shorter than this: MobileFaceNet gives faces 45–90, other objects 25–35.
-    pub min_face_norm: f32,
     /// Minimum distance between the eyes, in image pixels.
     pub min_interocular: f32,
     /// Another face counts towards `faceMultiple` when its size is at least this
@@ -38,7 +35,6 @@ impl Thresholds {
     /// Defaults for a scenario.
     pub fn for_scenario(scenario: Scenario) -> Thresholds {
         let base = Thresholds {
-            min_face_norm: 40.0,
             min_interocular: 32.0,
             multiple_relative_size: 0.25,
             max_outside_fraction: 0.12,
@@ -121,10 +117,7 @@ pub fn evaluate(analysis: &Analysis, policy: &Policy) -> Filters {
         (true, Some(true)) => FilterStatus::Triggered,
         (true, Some(false)) => FilterStatus::NotTriggered,
     };
-    let main = analysis
-        .primary
-        .as_ref()
-        .filter(|p| p.embedding.raw_norm >= t.min_face_norm);
+    let main = analysis.primary.as_ref();
     let face = main.map(|p| &p.face);
     Filters {
         face_missing: status(policy.face_missing, Some(main.is_none())),
@@ -182,6 +175,7 @@ fn is_occluded(o: &Occlusion, t: &Thresholds) -> bool {
     let eyes_covered =
         o.eye_brightness < t.min_eye_brightness || o.eye_contrast < t.min_eye_contrast;
     let lower_covered = o.lower_skin + o.mouth_line < t.min_lower_face;
-    let covered_by_skin = o.lower_skin > t.max_lower_skin;
+    // Without colour a hand looks like skin: that test needs a colour image.
+    let covered_by_skin = !o.grey && o.lower_skin > t.max_lower_skin;
     eyes_covered || lower_covered || covered_by_skin
 }

@@ -32,6 +32,8 @@ pub struct Occlusion {
     pub mouth_line: f32,
     /// How much redder than the skin the reddest tenth of the lip region is.
     pub lip_redness: f32,
+    /// The crop has no colour, so skin cannot be told from skin-toned objects.
+    pub grey: bool,
 }
 
 struct Stats {
@@ -111,12 +113,18 @@ pub fn measure(aligned: &RgbImage) -> Occlusion {
         .collect();
     let darkest = rows.iter().copied().fold(f32::MAX, f32::min);
     let brightest = rows.iter().copied().fold(0.0, f32::max);
+    let deviation: f32 = pixels(aligned, (0, 0, 112, 112))
+        .map(|p| p[0].abs_diff(p[1]) as f32 + p[1].abs_diff(p[2]) as f32)
+        .sum::<f32>()
+        / (112.0 * 112.0);
+    let grey = deviation < 3.0;
     let mut redness: Vec<f32> = pixels(aligned, LIPS)
         .map(|p| chroma(p).0 - skin.chroma.0)
         .collect();
     redness.sort_by(f32::total_cmp);
     let lip_redness = redness[redness.len() * 9 / 10];
     Occlusion {
+        grey,
         lip_redness,
         lower_skin: skin_like as f32 / total as f32,
         eye_brightness: b0.min(b1),

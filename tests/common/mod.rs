@@ -1,0 +1,46 @@
+//! Shared test helpers: fixtures, the manifest, a loaded enroller.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use recognize_agent::contract::Scenario;
+use recognize_agent::enroll::Enroller;
+use recognize_agent::vision::{Models, default_models_dir};
+use serde::Deserialize;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// One entry of `tests/fixtures/manifest.json`, written by `scripts/fixtures.py`.
+#[derive(Deserialize, Clone)]
+pub struct Case {
+    pub file: String,
+    pub scenario: String,
+    pub triggers: Vec<String>,
+}
+
+impl Case {
+    pub fn scenario(&self) -> Scenario {
+        Scenario::parse(&self.scenario).expect("manifest scenario")
+    }
+}
+
+pub fn manifest() -> Vec<Case> {
+    serde_json::from_slice(&fixture("manifest.json")).expect("manifest.json")
+}
+
+/// One enroller for the whole test binary (models load once).
+pub fn enroller() -> &'static Enroller {
+    static ENROLLER: OnceLock<Enroller> = OnceLock::new();
+    ENROLLER.get_or_init(|| {
+        let models = Models::load(&default_models_dir()).expect("models");
+        let policies = Scenario::ALL.map(recognize_agent::vision::filters::Policy::for_scenario);
+        Enroller::new(models, policies)
+    })
+}
