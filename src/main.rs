@@ -182,8 +182,9 @@ fn serve(
 }
 
 fn init_logging(format: LogFormat) {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,tract_linalg=warn"),
+    );
     if let LogFormat::Json = format {
         builder.format(|buf, record| {
             let line = serde_json::json!({

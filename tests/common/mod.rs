@@ -44,3 +44,5 @@ pub fn enroller() -> &'static Enroller {
         Enroller::new(models, policies)
     })
 }
+
+pub mod server;

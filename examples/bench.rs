@@ -1,0 +1,197 @@
+//! Benchmarks printed as JSON lines for `scripts/bench`:
+//! `bench stages` — per-stage latency of one enrolment and raw model runs;
+//! `bench load ADDR SECONDS CLIENTS IMAGE` — enrolments per second over HTTP.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use image::{RgbImage, imageops};
+use recognize_agent::contract::Scenario;
+use recognize_agent::enroll::Enroller;
+use recognize_agent::vision::decode::{DecodeOptions, decode};
+use recognize_agent::vision::filters::{Policy, evaluate};
+use recognize_agent::vision::{Models, align, default_models_dir, model};
+use tract_onnx::prelude::*;
+
+const RUNS: usize = 40;
+
+/// Median and 90th percentile of `f`'s run time, in milliseconds.
+fn time<T>(mut f: impl FnMut() -> T) -> (f64, f64) {
+    for _ in 0..3 {
+        std::hint::black_box(f());
+    }
+    let mut ms: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    (ms[RUNS / 2], ms[RUNS * 9 / 10])
+}
+
+/// A selfie of the given size: the portrait scaled to fill the frame's height, centred.
+fn selfie(portrait: &RgbImage, width: u32, height: u32) -> Vec<u8> {
+    let scale = height as f32 / portrait.height() as f32;
+    let scaled = imageops::resize(
+        portrait,
+        (portrait.width() as f32 * scale) as u32,
+        height,
+        imageops::FilterType::CatmullRom,
+    );
+    let mut frame = RgbImage::from_pixel(width, height, image::Rgb([120, 110, 100]));
+    let x = (width as i64 - scaled.width() as i64) / 2;
+    imageops::overlay(&mut frame, &scaled, x, 0);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&frame)
+        .expect("encode");
+    jpeg
+}
+
+fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = default_models_dir();
+    let enroller = Enroller::new(Models::load(&dir)?, Scenario::ALL.map(Policy::for_scenario));
+    let portrait = image::open(format!(
+        "{}/tests/fixtures/clean/obama.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))?
+    .into_rgb8();
+    let opts = DecodeOptions {
+        base64: false,
+        exif_transpose: true,
+        max_pixels: 50_000_000,
+    };
+    let policy = Policy::for_scenario(Scenario::Selfie);
+    for (w, h) in [(640, 480), (1920, 1080)] {
+        let jpeg = selfie(&portrait, w, h);
+        std::fs::write(format!("{out_dir}/selfie_{w}x{h}.jpg"), &jpeg)?;
+        let image = decode(&jpeg, &opts)?;
+        let models = &enroller.models;
+        let faces = models.detector.detect(&image)?;
+        let face = *faces.first().ok_or("no face in the benchmark selfie")?;
+        let analysis = models.analyse(&image)?;
+        let rows = [
+            ("decode", time(|| decode(&jpeg, &opts).map(|i| i.width()))),
+            (
+                "detect",
+                time(|| models.detector.detect(&image).map(|f| f.len())),
+            ),
+            (
+                "align+embed",
+                time(|| {
+                    models
+                        .embedder
+                        .embed(&align::align(&image, &face))
+                        .map(|e| e.raw_norm)
+                }),
+            ),
+            (
+                "analyse: detect, verify, embed, measure",
+                time(|| models.analyse(&image).map(|a| a.faces.len())),
+            ),
+            ("filters", time(|| evaluate(&analysis, &policy))),
+            (
+                "total",
+                time(|| enroller.enroll(&jpeg, Scenario::Selfie, &opts).is_ok()),
+            ),
+        ];
+        for (stage, (p50, p90)) in rows {
+            println!(
+                "{}",
+                serde_json::json!({"kind": "stage", "image": format!("{w}x{h}"), "stage": stage, "p50_ms": p50, "p90_ms": p90})
+            );
+        }
+    }
+    let models = [
+        ("blazeface_front_128.onnx", [1, 128, 128, 3]),
+        ("blazeface_back_256.onnx", [1, 256, 256, 3]),
+        ("mobilefacenet.onnx", [1, 112, 112, 3]),
+    ];
+    for (file, shape) in models {
+        let plan = model::load(&dir.join(file), &shape)?;
+        let input: Tensor = tract_ndarray::Array4::<f32>::from_shape_fn(shape, |(_, y, x, c)| {
+            ((x * 7 + y * 3 + c) % 255) as f32 / 127.5 - 1.0
+        })
+        .into();
+        let (p50, p90) = time(|| plan.run(tvec!(input.clone().into())).map(|o| o.len()));
+        println!(
+            "{}",
+            serde_json::json!({"kind": "model", "model": file, "p50_ms": p50, "p90_ms": p90})
+        );
+    }
+    Ok(())
+}
+
+fn post(addr: &str, body: &[u8]) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect(addr)?;
+    write!(
+        s,
+        "POST /v1/offline-enrollment HTTP/1.1\r\nHost: b\r\nScenario: SELFIE\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    Ok(response
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+fn load(
+    addr: &str,
+    seconds: f64,
+    clients: usize,
+    image: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let body = std::fs::read(image)?;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let counts: Vec<(usize, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut ok, mut other) = (0, 0);
+                    while Instant::now() < deadline {
+                        match post(addr, &body) {
+                            Ok(200) => ok += 1,
+                            _ => other += 1,
+                        }
+                    }
+                    (ok, other)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 0)))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok: usize = counts.iter().map(|c| c.0).sum();
+    let other: usize = counts.iter().map(|c| c.1).sum();
+    println!(
+        "{}",
+        serde_json::json!({"kind": "load", "clients": clients, "seconds": elapsed, "ok": ok, "other": other, "per_second": ok as f64 / elapsed})
+    );
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["stages", out_dir] => stages(out_dir),
+        ["load", addr, seconds, clients, image] => {
+            load(addr, seconds.parse()?, clients.parse()?, image)
+        }
+        _ => Err("usage: bench stages OUT_DIR | bench load ADDR SECONDS CLIENTS IMAGE".into()),
+    }
+}

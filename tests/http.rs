@@ -1,0 +1,401 @@
+//! The agent contract over real HTTP, on a real server process and real photos.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use common::server::{Agent, Response, read_response};
+use common::{fixture, manifest};
+
+/// One shared agent with default settings, a 4 MiB body limit for the size tests.
+fn agent() -> &'static Agent {
+    static AGENT: OnceLock<Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        Agent::start(&[
+            ("MAX_BODY_BYTES", "4194304"),
+            ("MAX_CONCURRENCY", "2"),
+            ("MAX_WAIT", "8"),
+        ])
+    })
+}
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().expect("object").keys().cloned().collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn assert_problem(r: &Response, status: u16, detail_has: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(keys(&v), set(&["title", "statusCode", "detail"]));
+    assert_eq!(v["statusCode"], status);
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(detail_has),
+        "detail {detail:?} should mention {detail_has:?}"
+    );
+}
+
+#[test]
+fn health_check() {
+    let r = agent().request("GET", "/health-check", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "status": "ok"})
+    );
+}
+
+#[test]
+fn offline_enrollment_returns_fresh_states() {
+    let image = fixture("clean/obama.jpg");
+    let a = agent().enroll("SELFIE", &image);
+    let b = agent().enroll("SELFIE", &image);
+    for r in [&a, &b] {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            keys(&r.json()),
+            set(&["keylessId", "clientState", "serverState"])
+        );
+    }
+    let (a, b) = (a.json(), b.json());
+    assert_ne!(a["keylessId"], b["keylessId"]);
+    assert_ne!(a["clientState"], b["clientState"]);
+    let client =
+        recognize_agent::protect::states::ClientState::decode(a["clientState"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(client.keyless_id, a["keylessId"].as_str().unwrap());
+    let server =
+        recognize_agent::protect::states::ServerState::decode(a["serverState"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(server.keyless_id, client.keyless_id);
+}
+
+#[test]
+fn every_scenario_and_format_enrols() {
+    let png = {
+        let img = image::load_from_memory(&fixture("clean/biden.jpg")).unwrap();
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    };
+    for scenario in ["SELFIE", "TRUSTED_SOURCE", "DOCUMENT"] {
+        assert_eq!(agent().enroll(scenario, &png).status, 200, "{scenario}");
+    }
+    let webp = {
+        let img = image::load_from_memory(&fixture("clean/astronaut.jpg")).unwrap();
+        let mut out = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::WebP,
+        )
+        .unwrap();
+        out
+    };
+    assert_eq!(agent().enroll("SELFIE", &webp).status, 200);
+}
+
+#[test]
+fn filter_triggered_has_the_exact_schema_for_each_filter() {
+    let filter_names = set(&[
+        "faceIsOccluded",
+        "faceMissing",
+        "faceMultiple",
+        "facePartial",
+        "faceTooSmall",
+        "imageBlackAndWhite",
+    ]);
+    for file in [
+        "occluded/obama_mask_blue.jpg",
+        "missing/coffee.jpg",
+        "multiple/obama_obama2.jpg",
+        "partial/biden_left.jpg",
+        "small/obama.jpg",
+        "grey/biden.jpg",
+    ] {
+        let case = manifest().into_iter().find(|c| c.file == file).unwrap();
+        let r = agent().enroll(&case.scenario, &fixture(file));
+        assert_eq!(r.status, 422, "{file}");
+        let v = r.json();
+        assert_eq!(
+            keys(&v),
+            set(&["title", "statusCode", "detail", "filters"]),
+            "{file}"
+        );
+        assert_eq!(v["title"], "Filter Triggered");
+        assert_eq!(v["statusCode"], 422);
+        assert_eq!(keys(&v["filters"]), filter_names);
+        for (name, status) in v["filters"].as_object().unwrap() {
+            let s = status.as_str().unwrap();
+            assert!(
+                [
+                    "TRIGGERED",
+                    "NOT_TRIGGERED",
+                    "TURNED_OFF",
+                    "CANNOT_RUN_ON_FRAME"
+                ]
+                .contains(&s),
+                "{name}: {s}"
+            );
+        }
+        for t in &case.triggers {
+            assert_eq!(v["filters"][t], "TRIGGERED", "{file}: {t}");
+        }
+        assert!(!v["detail"].as_str().unwrap().is_empty());
+    }
+    // Every filter both ways: a clean face passes all six over HTTP too.
+    assert_eq!(
+        agent()
+            .enroll("SELFIE", &fixture("clean/obama3.jpg"))
+            .status,
+        200
+    );
+}
+
+#[test]
+fn detail_names_every_failing_filter() {
+    let v = agent().enroll("SELFIE", &fixture("grey/obama.jpg")).json();
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains("black and white"), "{detail}");
+    let v = agent()
+        .enroll("SELFIE", &fixture("missing/rocket.jpg"))
+        .json();
+    assert_eq!(v["detail"], "No face found in the image");
+    assert_eq!(v["filters"]["facePartial"], "CANNOT_RUN_ON_FRAME");
+}
+
+#[test]
+fn base64_bodies() {
+    let text = base64::engine::general_purpose::STANDARD.encode(fixture("clean/obama2.jpg"));
+    let headers = [("Scenario", "SELFIE"), ("Content-Encoding", "base64")];
+    let r = agent().request("POST", "/v1/offline-enrollment", &headers, text.as_bytes());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = agent().request(
+        "POST",
+        "/v1/offline-enrollment",
+        &headers,
+        b"%%%% not base64 %%%%",
+    );
+    assert_problem(&r, 400, "base64");
+    let r = agent().request(
+        "POST",
+        "/v1/offline-enrollment",
+        &[("Scenario", "SELFIE"), ("Content-Encoding", "gzip")],
+        b"x",
+    );
+    assert_problem(&r, 400, "Content-Encoding");
+}
+
+#[test]
+fn exif_transpose_header() {
+    let rotated = fixture("exif/obama_orientation6.jpg");
+    let with = |v: &str| {
+        agent().request(
+            "POST",
+            "/v1/offline-enrollment",
+            &[("Scenario", "SELFIE"), ("Exif-Transpose", v)],
+            &rotated,
+        )
+    };
+    assert_eq!(with("true").status, 200);
+    // The pipeline also finds sideways faces, so the pixels' orientation is checked
+    // where it is applied (tests/decode.rs); here only the header's values.
+    assert_eq!(with("false").status, 200);
+    assert_problem(&with("maybe"), 400, "Exif-Transpose");
+}
+
+#[test]
+fn header_errors_are_400() {
+    let image = fixture("clean/obama.jpg");
+    let post = |headers: &[(&str, &str)], body: &[u8]| {
+        agent().request("POST", "/v1/offline-enrollment", headers, body)
+    };
+    assert_problem(&post(&[], &image), 400, "Scenario");
+    assert_problem(&post(&[("Scenario", "PASSPORT")], &image), 400, "PASSPORT");
+    assert_problem(&post(&[("Scenario", "SELFIE")], b""), 400, "empty");
+}
+
+#[test]
+fn bad_bodies_are_clear_errors_and_the_server_keeps_serving() {
+    assert_problem(
+        &agent().enroll("SELFIE", b"definitely not an image"),
+        400,
+        "format",
+    );
+    let mut truncated = fixture("clean/obama.jpg");
+    truncated.truncate(truncated.len() / 3);
+    let r = agent().enroll("SELFIE", &truncated);
+    assert!(
+        r.status == 400 || r.status == 422,
+        "truncated JPEG: {}",
+        r.status
+    );
+    let mut random = vec![0u8; 100_000];
+    for (i, b) in random.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(2654435761) >> 13) as u8;
+    }
+    assert_problem(&agent().enroll("SELFIE", &random), 400, "format");
+    assert_problem(
+        &agent().enroll("SELFIE", &png_claiming(60_000, 60_000)),
+        413,
+        "60000x60000",
+    );
+    assert_eq!(
+        agent().request("GET", "/health-check", &[], b"").status,
+        200
+    );
+}
+
+/// A PNG whose header claims `w`×`h` pixels, followed by a little garbage data.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend(kind);
+        out.extend(data);
+        let crc = crc32(&out[start..]);
+        out.extend(crc.to_be_bytes());
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0, 0, 0, 0]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn oversized_bodies_are_413_without_reading_them() {
+    // Declared too large: refused from Content-Length alone, no body sent at all.
+    let mut s = agent().connect();
+    write!(s, "POST /v1/offline-enrollment HTTP/1.1\r\nHost: t\r\nScenario: SELFIE\r\nContent-Length: 209715200\r\nConnection: close\r\n\r\n").unwrap();
+    assert_problem(&read_response(&mut s), 413, "limit");
+    // Chunked, no length: refused once the limit is crossed while reading.
+    let mut s = agent().connect();
+    write!(s, "POST /v1/offline-enrollment HTTP/1.1\r\nHost: t\r\nScenario: SELFIE\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..(6 * 1024 * 1024 / chunk.len()) {
+        if write!(s, "{:x}\r\n", chunk.len())
+            .and_then(|_| s.write_all(&chunk))
+            .and_then(|_| s.write_all(b"\r\n"))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    assert_problem(&read_response(&mut s), 413, "limit");
+    assert_eq!(
+        agent().request("GET", "/health-check", &[], b"").status,
+        200
+    );
+}
+
+#[test]
+fn unknown_paths_and_wrong_methods() {
+    assert_problem(
+        &agent().request("GET", "/v2/whatever", &[], b""),
+        404,
+        "/v2/whatever",
+    );
+    let r = agent().request("GET", "/v1/offline-enrollment", &[], b"");
+    assert_problem(&r, 405, "POST");
+    assert_eq!(r.header("Allow"), Some("POST"));
+    let r = agent().request("DELETE", "/health-check", &[], b"");
+    assert_problem(&r, 405, "GET");
+    assert_eq!(r.header("Allow"), Some("GET"));
+}
+
+#[test]
+fn online_enrollment_without_backend_is_409() {
+    let r = agent().request(
+        "POST",
+        "/v1/online-enrollment",
+        &[("Scenario", "SELFIE")],
+        &fixture("clean/obama.jpg"),
+    );
+    assert_problem(&r, 409, "AUTH_SERVER_URL");
+}
+
+#[test]
+fn too_many_enrolments_get_429_with_retry_after() {
+    let agent = Agent::start(&[("MAX_CONCURRENCY", "1"), ("MAX_WAIT", "0")]);
+    // A large image keeps each enrolment busy long enough to overlap.
+    let big = {
+        let img = image::load_from_memory(&fixture("small/obama.jpg"))
+            .unwrap()
+            .resize_exact(2560, 1920, image::imageops::FilterType::Nearest);
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    };
+    let statuses: Vec<Response> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| agent.enroll("SELFIE", &big)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<&Response> = statuses.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        !refused.is_empty(),
+        "{:?}",
+        statuses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        statuses.iter().any(|r| r.status == 422 || r.status == 200),
+        "one enrolment ran"
+    );
+    for r in refused {
+        assert_problem(r, 429, "retry");
+        assert_eq!(r.header("Retry-After"), Some("1"));
+    }
+    assert_eq!(agent.request("GET", "/health-check", &[], b"").status, 200);
+}
+
+#[test]
+fn logs_hold_no_biometric_data() {
+    let r = agent().enroll("SELFIE", &fixture("clean/astronaut.jpg"));
+    let v = r.json();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let log = agent().log.lock().unwrap().clone();
+    assert!(
+        log.contains("/v1/offline-enrollment"),
+        "requests are logged"
+    );
+    for secret in [
+        v["clientState"].as_str().unwrap(),
+        v["serverState"].as_str().unwrap(),
+    ] {
+        assert!(!log.contains(&secret[5..40]), "a state leaked into the log");
+    }
+    assert!(
+        !log.to_lowercase().contains("embedding"),
+        "embedding mentioned in the log"
+    );
+}
