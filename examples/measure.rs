@@ -1,4 +1,6 @@
 //! Prints the pipeline's measurements for each image given (a development aid).
+//! With `--faces-json IMAGE`, prints the detected faces (boxes and keypoints, no biometric
+//! data) as JSON instead: `scripts/fixtures.py` uses it to place synthetic occluders.
 
 use recognize_agent::vision::{Models, decode, default_models_dir};
 
@@ -9,7 +11,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         exif_transpose: true,
         max_pixels: 50_000_000,
     };
-    for path in std::env::args().skip(1) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice() {
+        if flag != "--faces-json" {
+            return Err(format!("unknown option {flag}").into());
+        }
+        let image = decode::decode(&std::fs::read(path)?, &opts)?;
+        let faces: Vec<serde_json::Value> = models
+            .detector
+            .detect(&image)?
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "score": f.score,
+                    "box": [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1],
+                    "keypoints": f.keypoints.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::from(faces));
+        return Ok(());
+    }
+    for path in args {
         let image = decode::decode(&std::fs::read(&path)?, &opts)?;
         let a = models.analyse(&image)?;
         let faces: Vec<String> = a
@@ -27,13 +50,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(p) = &a.primary {
             let o = p.occlusion;
             print!(
-                " norm {:.1} skin {:.2} eyeB {:.2} eyeC {:.2} mouth {:.2} lips {:.3} box {:.0},{:.0},{:.0},{:.0}",
+                " norm {:.1} skin {:.2} eyeB {:.2} eyeC {:.2} mouth {:.2} box {:.0},{:.0},{:.0},{:.0}",
                 p.embedding.raw_norm,
                 o.lower_skin,
                 o.eye_brightness,
                 o.eye_contrast,
                 o.mouth_line,
-                o.lip_redness,
                 p.face.bbox.x0,
                 p.face.bbox.y0,
                 p.face.bbox.x1,

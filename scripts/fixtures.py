@@ -1,8 +1,8 @@
 """Build the test fixtures in tests/fixtures/ from public-domain photos.
 
-Usage: fixtures.py PHOTOS_DIR FACES_BIN OUT_DIR
+Usage: fixtures.py PHOTOS_DIR MEASURE_BIN OUT_DIR
   PHOTOS_DIR  the photos gathered by scripts/sources.sh
-  FACES_BIN   the `faces` example binary (prints detected boxes and keypoints as JSON)
+  MEASURE_BIN the `measure` example binary (`--faces-json` prints boxes and keypoints)
   OUT_DIR     tests/fixtures
 
 Only public-domain sources are used (US government portraits from face_recognition,
@@ -31,7 +31,7 @@ manifest = []
 def faces(img):
     tmp = OUT / "_probe.png"
     img.save(tmp)
-    out = subprocess.run([FACES_BIN, str(tmp)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([FACES_BIN, "--faces-json", str(tmp)], check=True, capture_output=True, text=True).stdout
     tmp.unlink()
     return json.loads(out)
 

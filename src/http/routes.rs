@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::App;
 use super::error::ApiError;
-use crate::contract::{FilterTriggered, Health, OnlineEnrollment, Scenario};
+use crate::contract::{FilterTriggered, Health, Scenario};
 use crate::enroll::{EnrollError, Outcome};
 use crate::vision::decode::{DecodeError, DecodeOptions};
 
@@ -125,11 +125,18 @@ fn printable(v: &str) -> String {
 }
 
 fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply, ApiError> {
-    if online && app.backend.is_none() {
-        return Err(ApiError::new(
-            409,
-            "online enrolment is not configured: set AUTH_SERVER_URL and AUTH_SERVER_API_KEY",
-        ));
+    if online {
+        return Err(match app.backend {
+            None => ApiError::new(
+                409,
+                "online enrolment is not configured: set AUTH_SERVER_URL and AUTH_SERVER_API_KEY",
+            ),
+            // Registration on a backend arrives with the recovery backend.
+            Some(_) => ApiError::new(
+                501,
+                "online registration on a backend is not implemented yet",
+            ),
+        });
     }
     let (scenario, exif_transpose, base64) = enrollment_headers(conn)?;
     let max = app.limits.max_body_bytes;
@@ -165,18 +172,7 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
         })?;
     match outcome {
         Outcome::Filtered(filters) => Ok(Reply::json(422, &FilterTriggered::from(filters))),
-        Outcome::Enrolled(states) if !online => Ok(Reply::json(200, &states)),
-        Outcome::Enrolled(states) => {
-            // Registration on the backend arrives with the recovery backend.
-            let _ = OnlineEnrollment {
-                keyless_id: states.keyless_id,
-                client_state: states.client_state,
-            };
-            Err(ApiError::new(
-                501,
-                "online registration on a backend is not implemented yet",
-            ))
-        }
+        Outcome::Enrolled(states) => Ok(Reply::json(200, &states)),
     }
 }
 

@@ -12,7 +12,6 @@ type Region = (u32, u32, u32, u32);
 
 const GLABELLA: Region = (48, 36, 64, 48);
 const FOREHEAD: Region = (42, 18, 70, 32);
-const LIPS: Region = (44, 84, 68, 100);
 const RIGHT_EYE: Region = (28, 45, 49, 59);
 const LEFT_EYE: Region = (63, 45, 84, 59);
 const NOSE: Region = (46, 62, 66, 80);
@@ -30,8 +29,6 @@ pub struct Occlusion {
     pub eye_contrast: f32,
     /// Depth of the darkest row in the mouth region (the lip line) relative to the skin.
     pub mouth_line: f32,
-    /// How much redder than the skin the reddest tenth of the lip region is.
-    pub lip_redness: f32,
     /// The crop has no colour, so skin cannot be told from skin-toned objects.
     pub grey: bool,
 }
@@ -118,14 +115,8 @@ pub fn measure(aligned: &RgbImage) -> Occlusion {
         .sum::<f32>()
         / (112.0 * 112.0);
     let grey = deviation < 3.0;
-    let mut redness: Vec<f32> = pixels(aligned, LIPS)
-        .map(|p| chroma(p).0 - skin.chroma.0)
-        .collect();
-    redness.sort_by(f32::total_cmp);
-    let lip_redness = redness[redness.len() * 9 / 10];
     Occlusion {
         grey,
-        lip_redness,
         lower_skin: skin_like as f32 / total as f32,
         eye_brightness: b0.min(b1),
         eye_contrast: c0.min(c1),
