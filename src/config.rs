@@ -1,7 +1,7 @@
 //! Per-scenario filter configuration from the environment.
 
-use crate::contract::Scenario;
-use crate::vision::filters::{FILTER_NAMES, Policy};
+use crate::contract::{Filters, Scenario};
+use crate::vision::filters::Policy;
 
 /// Builds the three scenario policies: the contract's defaults, then
 /// `FILTERS_OFF_<SCENARIO>` / `FILTERS_ON_<SCENARIO>` (comma-separated filter names) and
@@ -20,7 +20,7 @@ pub fn policies(env: impl Fn(&str) -> Option<String>) -> Result<[Policy; 3], Str
                 if !policy.set(name, on) {
                     return Err(format!(
                         "{key}: unknown filter '{name}' (known: {})",
-                        FILTER_NAMES.join(", ")
+                        Filters::NAMES.join(", ")
                     ));
                 }
             }

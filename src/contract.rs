@@ -30,6 +30,11 @@ impl Scenario {
         }
     }
 
+    /// Position in [`Scenario::ALL`], for per-scenario tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Parses the header value exactly (the contract's values are upper case).
     pub fn parse(value: &str) -> Option<Scenario> {
         Scenario::ALL.into_iter().find(|s| s.as_str() == value)
@@ -59,6 +64,29 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// The filters' names as the contract spells them.
+    pub const NAMES: [&'static str; 6] = [
+        "faceIsOccluded",
+        "faceMissing",
+        "faceMultiple",
+        "facePartial",
+        "faceTooSmall",
+        "imageBlackAndWhite",
+    ];
+
+    /// A filter's status by its contract name.
+    pub fn get(&self, name: &str) -> Option<FilterStatus> {
+        Some(match name {
+            "faceIsOccluded" => self.face_is_occluded,
+            "faceMissing" => self.face_missing,
+            "faceMultiple" => self.face_multiple,
+            "facePartial" => self.face_partial,
+            "faceTooSmall" => self.face_too_small,
+            "imageBlackAndWhite" => self.image_black_and_white,
+            _ => return None,
+        })
+    }
+
     /// Each filter with the plain words used in `detail` when it triggers.
     pub fn entries(&self) -> [(FilterStatus, &'static str); 6] {
         [

@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use image::RgbImage;
 
 use crate::contract::{Filters, OfflineEnrollment, Scenario};
-use crate::protect::states::{self, ClientState, ClientType, ServerState};
+use crate::protect::states::{self, ClientState, ClientType, Envelope, ServerState};
+use crate::vision::Models;
 use crate::vision::decode::{self, DecodeError, DecodeOptions};
 use crate::vision::filters::{self, Policy};
-use crate::vision::{Analysis, Models};
 
 /// The enrolment service: models plus the per-scenario policies.
 pub struct Enroller {
@@ -46,10 +46,7 @@ impl Enroller {
 
     /// The policy in force for `scenario`.
     pub fn policy(&self, scenario: Scenario) -> &Policy {
-        &self.policies[Scenario::ALL
-            .iter()
-            .position(|s| *s == scenario)
-            .unwrap_or(0)]
+        &self.policies[scenario.index()]
     }
 
     /// Decodes `body` and enrols the face in it.
@@ -77,23 +74,20 @@ impl Enroller {
         if filters.any_triggered() {
             return Ok(Outcome::Filtered(filters));
         }
-        make_states(&analysis, scenario).map(Outcome::Enrolled)
+        make_states(scenario).map(Outcome::Enrolled)
     }
 }
 
 /// Builds the version-1 states for an accepted enrolment.
-fn make_states(_analysis: &Analysis, scenario: Scenario) -> Result<OfflineEnrollment, EnrollError> {
-    let random =
-        |n| states::random_b64(n).map_err(|e| EnrollError::Internal(format!("random source: {e}")));
-    let keyless_id = uuid::Builder::from_random_bytes(random_bytes()?)
-        .into_uuid()
-        .to_string();
+fn make_states(scenario: Scenario) -> Result<OfflineEnrollment, EnrollError> {
+    let id = states::random_bytes::<16>().map_err(random_error)?;
+    let keyless_id = uuid::Builder::from_random_bytes(id).into_uuid().to_string();
     let client = ClientState {
         keyless_id: keyless_id.clone(),
         client_type: ClientType::Backup,
         model: states::MODEL_ID.into(),
-        seed: random(32)?,
-        salt: random(16)?,
+        seed: states::random_b64::<32>().map_err(random_error)?,
+        salt: states::random_b64::<16>().map_err(random_error)?,
         bits: None,
         helper: None,
         public_key: None,
@@ -118,9 +112,6 @@ fn make_states(_analysis: &Analysis, scenario: Scenario) -> Result<OfflineEnroll
     })
 }
 
-/// 16 bytes from the OS random source.
-fn random_bytes() -> Result<[u8; 16], EnrollError> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| EnrollError::Internal(format!("random source: {e}")))?;
-    Ok(b)
+fn random_error(e: getrandom::Error) -> EnrollError {
+    EnrollError::Internal(format!("random source: {e}"))
 }

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use base64::Engine;
 use common::server::{Agent, Response, read_response};
 use common::{fixture, manifest};
+use recognize_agent::protect::states::{ClientState, Envelope, ServerState};
 
 /// One shared agent with default settings, a 4 MiB body limit for the size tests.
 fn agent() -> &'static Agent {
@@ -68,13 +69,9 @@ fn offline_enrollment_returns_fresh_states() {
     let (a, b) = (a.json(), b.json());
     assert_ne!(a["keylessId"], b["keylessId"]);
     assert_ne!(a["clientState"], b["clientState"]);
-    let client =
-        recognize_agent::protect::states::ClientState::decode(a["clientState"].as_str().unwrap())
-            .unwrap();
+    let client = ClientState::decode(a["clientState"].as_str().unwrap()).unwrap();
     assert_eq!(client.keyless_id, a["keylessId"].as_str().unwrap());
-    let server =
-        recognize_agent::protect::states::ServerState::decode(a["serverState"].as_str().unwrap())
-            .unwrap();
+    let server = ServerState::decode(a["serverState"].as_str().unwrap()).unwrap();
     assert_eq!(server.keyless_id, client.keyless_id);
 }
 
@@ -333,10 +330,9 @@ fn unknown_paths_and_wrong_methods() {
 
 #[test]
 fn online_enrollment_without_backend_is_409() {
-    let r = agent().request(
-        "POST",
+    let r = agent().post(
         "/v1/online-enrollment",
-        &[("Scenario", "SELFIE")],
+        "SELFIE",
         &fixture("clean/obama.jpg"),
     );
     assert_problem(&r, 409, "AUTH_SERVER_URL");
@@ -348,10 +344,9 @@ fn online_enrollment_with_a_backend_configured_is_not_available_yet() {
         ("AUTH_SERVER_URL", "http://127.0.0.1:9"),
         ("AUTH_SERVER_API_KEY", "k"),
     ]);
-    let r = agent.request(
-        "POST",
+    let r = agent.post(
         "/v1/online-enrollment",
-        &[("Scenario", "SELFIE")],
+        "SELFIE",
         &fixture("clean/obama.jpg"),
     );
     assert_problem(&r, 501, "not implemented");

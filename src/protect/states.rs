@@ -11,11 +11,6 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::contract::Scenario;
 
-/// Prefix of a client state, version 1.
-pub const CLIENT_PREFIX: &str = "rcc1";
-/// Prefix of a server state, version 1.
-pub const SERVER_PREFIX: &str = "rcs1";
-
 /// Identifies the face pipeline a template was made with; recovery must use the same.
 pub const MODEL_ID: &str = "blazeface-back-256+mobilefacenet-192/1";
 
@@ -93,46 +88,49 @@ impl std::fmt::Display for StateError {
 
 impl std::error::Error for StateError {}
 
-fn encode<T: Serialize>(prefix: &str, value: &T) -> String {
-    // Serialising these plain structs cannot fail.
-    let json = serde_json::to_vec(value).unwrap_or_default();
-    format!("{prefix}.{}", URL_SAFE_NO_PAD.encode(json))
-}
+/// A state string: `<PREFIX>.<base64url(JSON)>`.
+pub trait Envelope: Serialize + DeserializeOwned {
+    /// Kind and version, e.g. `rcc1`.
+    const PREFIX: &'static str;
 
-fn decode<T: DeserializeOwned>(prefix: &'static str, text: &str) -> Result<T, StateError> {
-    let payload = text
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .ok_or(StateError::WrongKind { expected: prefix })?;
-    let json = URL_SAFE_NO_PAD
-        .decode(payload.trim())
-        .map_err(|_| StateError::Encoding)?;
-    serde_json::from_slice(&json).map_err(|e| StateError::Content(e.to_string()))
-}
+    fn encode(&self) -> String {
+        // Serialising these plain structs cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        format!("{}.{}", Self::PREFIX, URL_SAFE_NO_PAD.encode(json))
+    }
 
-impl ClientState {
-    pub fn encode(&self) -> String {
-        encode(CLIENT_PREFIX, self)
-    }
-    pub fn decode(text: &str) -> Result<ClientState, StateError> {
-        decode(CLIENT_PREFIX, text)
-    }
-}
-
-impl ServerState {
-    pub fn encode(&self) -> String {
-        encode(SERVER_PREFIX, self)
-    }
-    pub fn decode(text: &str) -> Result<ServerState, StateError> {
-        decode(SERVER_PREFIX, text)
+    fn decode(text: &str) -> Result<Self, StateError> {
+        let payload = text
+            .strip_prefix(Self::PREFIX)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .ok_or(StateError::WrongKind {
+                expected: Self::PREFIX,
+            })?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload.trim())
+            .map_err(|_| StateError::Encoding)?;
+        serde_json::from_slice(&json).map_err(|e| StateError::Content(e.to_string()))
     }
 }
 
-/// `n` fresh random bytes from the OS, as base64url.
-pub fn random_b64(n: usize) -> Result<String, getrandom::Error> {
-    let mut bytes = vec![0u8; n];
+impl Envelope for ClientState {
+    const PREFIX: &'static str = "rcc1";
+}
+
+impl Envelope for ServerState {
+    const PREFIX: &'static str = "rcs1";
+}
+
+/// `N` fresh random bytes from the OS.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+    let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(bytes)
+}
+
+/// `N` fresh random bytes from the OS, as base64url.
+pub fn random_b64<const N: usize>() -> Result<String, getrandom::Error> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
 }
 
 #[cfg(test)]
@@ -144,8 +142,8 @@ mod tests {
             keyless_id: "k".into(),
             client_type: ClientType::Backup,
             model: MODEL_ID.into(),
-            seed: random_b64(32).unwrap(),
-            salt: random_b64(16).unwrap(),
+            seed: random_b64::<32>().unwrap(),
+            salt: random_b64::<16>().unwrap(),
             bits: None,
             helper: None,
             public_key: None,
@@ -161,7 +159,7 @@ mod tests {
         assert_eq!(
             ServerState::decode(&text),
             Err(StateError::WrongKind {
-                expected: SERVER_PREFIX
+                expected: ServerState::PREFIX
             })
         );
         assert!(matches!(

@@ -3,6 +3,8 @@
 use std::io::Cursor;
 
 use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImage};
 
 /// How to decode one request body.
@@ -85,6 +87,12 @@ pub fn decode(body: &[u8], opts: &DecodeOptions) -> Result<RgbImage, DecodeError
     Ok(image.into_rgb8())
 }
 
+// Both alphabets and optional padding are accepted, as clients differ.
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
 fn decode_base64(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let text: Vec<u8> = body
         .iter()
@@ -94,14 +102,9 @@ fn decode_base64(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     if text.is_empty() {
         return Err(DecodeError::Empty);
     }
-    // Accept both alphabets and optional padding, as clients differ.
-    let config = base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-    let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config);
-    let url_safe = base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, config);
-    standard
+    STANDARD
         .decode(&text)
-        .or_else(|_| url_safe.decode(&text))
+        .or_else(|_| URL_SAFE.decode(&text))
         .map_err(|_| DecodeError::Base64)
 }
 

@@ -158,11 +158,11 @@ impl Detector {
             ((rw as f32 * scale).round() as u32).clamp(1, self.size),
             ((rh as f32 * scale).round() as u32).clamp(1, self.size),
         );
-        let view = imageops::crop_imm(image, rx, ry, rw, rh).to_image();
+        let view = imageops::crop_imm(image, rx, ry, rw, rh);
         let small = if scale < 0.5 {
-            imageops::thumbnail(&view, sw, sh)
+            imageops::thumbnail(&*view, sw, sh)
         } else {
-            imageops::resize(&view, sw, sh, FilterType::Triangle)
+            imageops::resize(&*view, sw, sh, FilterType::Triangle)
         };
         let (pad_x, pad_y) = ((self.size - sw) / 2, (self.size - sh) / 2);
         let mut input = tract_ndarray::Array4::<f32>::from_elem((1, n, n, 3), 0.0);

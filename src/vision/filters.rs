@@ -67,16 +67,6 @@ pub struct Policy {
     pub thresholds: Thresholds,
 }
 
-/// The names of the six filters as the contract spells them.
-pub const FILTER_NAMES: [&str; 6] = [
-    "faceIsOccluded",
-    "faceMissing",
-    "faceMultiple",
-    "facePartial",
-    "faceTooSmall",
-    "imageBlackAndWhite",
-];
-
 impl Policy {
     /// The contract's default policy: everything on, except black-and-white for
     /// trusted portraits and documents (official portraits may be greyscale).

@@ -1,4 +1,4 @@
-//! The face pipeline: decode → detect → align → embed, plus the measurements the filters use.
+//! The face pipeline: decode → detect → verify → align → embed, plus the measurements the filters use.
 
 pub mod align;
 pub mod colour;

@@ -86,13 +86,13 @@ impl Agent {
         s
     }
 
+    /// Posts an image to an enrolment endpoint.
+    pub fn post(&self, path: &str, scenario: &str, body: &[u8]) -> Response {
+        self.request("POST", path, &[("Scenario", scenario)], body)
+    }
+
     pub fn enroll(&self, scenario: &str, body: &[u8]) -> Response {
-        self.request(
-            "POST",
-            "/v1/offline-enrollment",
-            &[("Scenario", scenario)],
-            body,
-        )
+        self.post("/v1/offline-enrollment", scenario, body)
     }
 }
 
