@@ -181,6 +181,7 @@ fn load(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    model::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()

@@ -7,6 +7,7 @@ use recognize_agent::vision::model;
 use tract_onnx::prelude::*;
 
 fn main() -> TractResult<()> {
+    model::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let shape: Vec<usize> = args[2].split(',').map(|s| s.parse().unwrap()).collect();
     let plan = model::load(std::path::Path::new(&args[1]), &shape)?;

@@ -90,6 +90,7 @@ fn parse_scenario(s: &str) -> Result<Scenario, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    recognize_agent::vision::model::keep_freed_memory();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

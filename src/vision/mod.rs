@@ -3,7 +3,6 @@
 pub mod align;
 pub mod colour;
 pub mod decode;
-pub mod depthwise;
 pub mod detect;
 pub mod embed;
 pub mod filters;

@@ -13,6 +13,9 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::Substitution;
+use super::kernel::madd;
+
 /// Depthwise 2-D convolution of one image, f32, with constant weights and bias.
 #[derive(Debug, Clone)]
 pub struct Depthwise {
@@ -132,7 +135,7 @@ impl Depthwise {
             unsafe { self.run_avx2_fma(input, out) };
             return;
         }
-        self.run_with::<{ cfg!(any(target_feature = "fma", target_arch = "aarch64")) }>(input, out);
+        self.run_with::<{ super::kernel::NATIVE_FMA }>(input, out);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -269,12 +272,6 @@ const LANES: usize = 8;
 /// last); larger kernels are left to tract.
 const MAX_TAPS: usize = 64;
 
-/// `a * b + c`, fused where the target has it.
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
-
 /// Channels first: writes `row[ox..ox + N]` from `lines` (padded input row, kernel
 /// row); `geometry` is the column stride, dilation and the bias.
 #[inline(always)]
@@ -356,55 +353,37 @@ impl TypedOp for Depthwise {
     as_op!();
 }
 
-/// Replaces every plain depthwise `Conv` of `model` by [`Depthwise`]; returns how many.
-pub fn replace_depthwise(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(conv) = node.op_as::<Conv>() else {
-            continue;
-        };
-        if node.inputs.len() != 3 {
-            continue;
-        }
-        let fact = |i: usize| model.outlet_fact(node.inputs[i]);
-        let (Some(shape), Some(kernel), Some(bias)) = (
-            fact(0)?.shape.as_concrete().map(|s| s.to_vec()),
-            fact(1)?.konst.clone(),
-            fact(2)?.konst.clone(),
-        ) else {
-            continue;
-        };
-        let Some(op) = Depthwise::from_conv(conv, &shape, &kernel, &bias) else {
-            continue;
-        };
-        let mut patch = TypedModelPatch::default();
-        let tap = patch.tap_model(model, node.inputs[0])?;
-        let out = patch.wire_node(&node.name, op, &[tap])?;
-        patch.shunt_outside(model, OutletId::new(id, 0), out[0])?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+/// [`Depthwise`] in place of `node`, if it is a plain depthwise `Conv`.
+pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
+    let conv = node.op_as::<Conv>()?;
+    let [x, kernel, bias] = node.inputs.as_slice() else {
+        return None;
+    };
+    let fact = |outlet: &OutletId| model.outlet_fact(*outlet).ok();
+    let shape = fact(x)?.shape.as_concrete()?;
+    let op = Depthwise::from_conv(
+        conv,
+        shape,
+        fact(kernel)?.konst.as_ref()?,
+        fact(bias)?.konst.as_ref()?,
+    )?;
+    Some(Substitution {
+        last: node.id,
+        inputs: tvec![*x],
+        op: Box::new(op),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernel::noise;
     use super::*;
-    use crate::vision::{default_models_dir, model};
 
     /// The op against a direct evaluation of the definition, over the geometries the
     /// blocks and borders must cover: strides 1 to 3, dilation, asymmetric padding, rows
     /// narrower and wider than a block, channel counts off the block sizes.
     #[test]
     fn matches_the_definition_on_every_geometry() {
-        let mut seed = 0x2545_f491u32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
-        };
         for nhwc in [false, true] {
             for (c, h, w, k, stride, dilation, pad) in [
                 (3, 9, 5, 3, 1, 1, 1),
@@ -417,9 +396,9 @@ mod tests {
                 let pad_hw = (pad, pad / 2);
                 let out_len = |n: usize| (n + pad + pad - dilation * (k - 1) - 1) / stride + 1;
                 let (oh, ow) = (out_len(h), out_len(w));
-                let kernel: Vec<f32> = (0..c * k * k).map(|_| next()).collect();
-                let bias: Vec<f32> = (0..c).map(|_| next()).collect();
-                let input: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+                let kernel = noise(c * k * k, 1);
+                let bias = noise(c, 2);
+                let input = noise(c * h * w, 3);
                 let at = |ch: usize, y: usize, x: usize| {
                     if nhwc {
                         (y * w + x) * c + ch
@@ -481,67 +460,6 @@ mod tests {
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// Each model gives the same outputs with tract's own depthwise convolution and ours,
-    /// on a real face.
-    #[test]
-    fn replaced_models_match_tracts_own_convolution() {
-        let photo = image::open(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/clean/obama.jpg"
-        ))
-        .unwrap();
-        for (file, side) in [
-            ("blazeface_back_256.onnx", 256),
-            ("blazeface_front_128.onnx", 128),
-            ("mobilefacenet.onnx", 112),
-        ] {
-            let path = default_models_dir().join(file);
-            let shape = [1, side, side, 3];
-            let rgb = photo
-                .resize_exact(
-                    side as u32,
-                    side as u32,
-                    image::imageops::FilterType::Triangle,
-                )
-                .into_rgb8();
-            let input: Tensor = tract_ndarray::Array4::from_shape_fn(shape, |(_, y, x, c)| {
-                rgb.get_pixel(x as u32, y as u32).0[c] as f32 / 127.5 - 1.0
-            })
-            .into();
-            let reference = model::typed(&path, &shape)
-                .unwrap()
-                .into_optimized()
-                .unwrap()
-                .into_runnable()
-                .unwrap();
-            let mut replaced_model = model::typed(&path, &shape).unwrap();
-            assert!(
-                replace_depthwise(&mut replaced_model).unwrap() > 0,
-                "{file} has depthwise convolutions"
-            );
-            let fast = replaced_model
-                .into_optimized()
-                .unwrap()
-                .into_runnable()
-                .unwrap();
-            let want = reference.run(tvec!(input.clone().into())).unwrap();
-            let got = fast.run(tvec!(input.into())).unwrap();
-            for (w, g) in want.iter().zip(&got) {
-                let (w, g) = (w.as_slice::<f32>().unwrap(), g.as_slice::<f32>().unwrap());
-                let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let worst = w
-                    .iter()
-                    .zip(g)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
-                assert!(
-                    worst <= 1e-4 * scale,
-                    "{file}: differs by {worst} (scale {scale})"
-                );
             }
         }
     }

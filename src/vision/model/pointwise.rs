@@ -1,0 +1,412 @@
+//! A fast pointwise (1×1) convolution for channels-first tensors, with its bias, residual
+//! sum and ReLU fused.
+//!
+//! tract lowers a 1×1 convolution to a matrix product that first repacks the input and
+//! picks its kernel for large matrices; BlazeFace's are small on the channel side (24 to
+//! 96) and long on the pixel side (up to 16 384), where that costs more than half of the
+//! detector's time. [`Pointwise`] reads the channels-first input where it lies: for a
+//! block of pixels and of output channels, every input channel is accumulated in
+//! registers, then the bias, the residual and the ReLU are applied before one store.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+
+use super::Substitution;
+use super::kernel::madd;
+
+/// Output channels computed together.
+const ROWS: usize = 4;
+/// Pixels computed together (three AVX2 registers, six NEON ones, per output channel).
+const COLUMNS: usize = 24;
+/// Floats of input copied together: a tile of pixels of every input channel fits in L1.
+const TILE_FLOATS: usize = 8 * 1024;
+
+/// Whether [`Pointwise`] has its fast path on this CPU (AVX2 and FMA). Elsewhere tract's
+/// own hand-written kernels (NEON on ARM) are the better choice.
+pub fn accelerated() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `out[o][p] = max?(bias[o] + residual?[o][p] + Σᵢ weights[o][i]·x[i][p], 0)`, f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pointwise {
+    inputs: usize,
+    outputs: usize,
+    /// The weights, `[i][o]`.
+    transposed: Arc<Vec<f32>>,
+    bias: Arc<Vec<f32>>,
+    /// A second input of the output's shape is added.
+    residual: bool,
+    relu: bool,
+    /// The output shape: `[(1,) outputs, H, W]`.
+    shape: TVec<usize>,
+}
+
+impl Pointwise {
+    fn pixels(&self) -> usize {
+        self.shape[self.shape.len() - 2..].iter().product()
+    }
+
+    /// Runs the convolution, with AVX2 and FMA where the CPU has them.
+    fn run(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { self.run_avx2_fma(x, residual, out) };
+            return;
+        }
+        self.run_with::<false>(x, residual, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2_fma(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        self.run_with::<true>(x, residual, out);
+    }
+
+    /// Tiles of pixels whose inputs are first copied together (input channels lie a whole
+    /// plane apart, a power of two for most tensors, where caches alias them), then blocks
+    /// of [`ROWS`] × [`COLUMNS`] outputs. The last block along each axis ends at the edge
+    /// and may overlap the one before (recomputing the same values), so only tensors
+    /// smaller than a block take the narrow paths.
+    #[inline(always)]
+    fn run_with<const AVX2: bool>(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        let pixels = self.pixels();
+        if pixels < COLUMNS {
+            for p in 0..pixels {
+                for o in 0..self.outputs {
+                    self.block::<AVX2, 1, 1>((x, pixels, p), residual, out, o, p);
+                }
+            }
+            return;
+        }
+        let tile = ((TILE_FLOATS / self.inputs / COLUMNS).max(1) * COLUMNS).min(pixels);
+        let mut packed = vec![0.0f32; self.inputs * tile];
+        for start in starts(pixels, tile) {
+            for (i, row) in packed.chunks_exact_mut(tile).enumerate() {
+                row.copy_from_slice(&x[i * pixels + start..][..tile]);
+            }
+            for p in starts(tile, COLUMNS) {
+                let x = (&packed[..], tile, p);
+                for o in starts(self.outputs, ROWS) {
+                    self.block::<AVX2, ROWS, COLUMNS>(x, residual, out, o, start + p);
+                }
+                for o in 0..if self.outputs < ROWS { self.outputs } else { 0 } {
+                    self.block::<AVX2, 1, COLUMNS>(x, residual, out, o, start + p);
+                }
+            }
+        }
+    }
+
+    /// Outputs `[o, o + R) × [p, p + C)`; `x` is the input (values, row length, column of
+    /// pixel `p` in it). `AVX2` when the CPU has AVX2 and FMA.
+    #[inline(always)]
+    fn block<const AVX2: bool, const R: usize, const C: usize>(
+        &self,
+        x: (&[f32], usize, usize),
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+        o: usize,
+        p: usize,
+    ) {
+        let mut acc = [[0.0f32; C]; R];
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 && C == COLUMNS {
+            // SAFETY: `AVX2` is set only where the CPU has AVX2 and FMA.
+            unsafe {
+                sums_avx2::<R>(
+                    x,
+                    (&self.transposed, self.outputs),
+                    o,
+                    acc.as_flattened_mut(),
+                )
+            };
+        } else {
+            self.sums::<AVX2, R, C>(x, o, &mut acc);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.sums::<{ super::kernel::NATIVE_FMA }, R, C>(x, o, &mut acc);
+        let pixels = self.pixels();
+        for (r, sums) in acc.iter_mut().enumerate() {
+            let bias = self.bias[o + r];
+            sums.iter_mut().for_each(|s| *s += bias);
+            if let Some(residual) = residual {
+                let res = &residual[(o + r) * pixels + p..][..C];
+                sums.iter_mut().zip(res).for_each(|(s, v)| *s += v);
+            }
+            if self.relu {
+                sums.iter_mut().for_each(|s| *s = s.max(0.0));
+            }
+            out[(o + r) * pixels + p..][..C].copy_from_slice(sums);
+        }
+    }
+
+    /// `acc[r][c] = Σᵢ weights[o + r][i]·x[i][column + c]`, portably.
+    #[inline(always)]
+    fn sums<const FMA: bool, const R: usize, const C: usize>(
+        &self,
+        (x, stride, column): (&[f32], usize, usize),
+        o: usize,
+        acc: &mut [[f32; C]; R],
+    ) {
+        for i in 0..self.inputs {
+            let xs = &x[i * stride + column..][..C];
+            let ws = &self.transposed[i * self.outputs + o..][..R];
+            for (row, w) in acc.iter_mut().zip(ws) {
+                for (a, v) in row.iter_mut().zip(xs) {
+                    *a = madd::<FMA>(*w, *v, *a);
+                }
+            }
+        }
+    }
+}
+
+/// [`Pointwise::sums`] for `R` × [`COLUMNS`] outputs in AVX2 registers, stored in `acc`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sums_avx2<const R: usize>(
+    (x, stride, column): (&[f32], usize, usize),
+    (transposed, outputs): (&[f32], usize),
+    o: usize,
+    acc: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    const LANES: usize = 8;
+    const REGS: usize = COLUMNS / LANES;
+    let inputs = transposed.len() / outputs;
+    let mut sums = [[_mm256_setzero_ps(); REGS]; R];
+    for i in 0..inputs {
+        let xs = &x[i * stride + column..][..COLUMNS];
+        let v: [__m256; REGS] =
+            std::array::from_fn(|k| unsafe { _mm256_loadu_ps(xs[k * LANES..][..LANES].as_ptr()) });
+        let ws = &transposed[i * outputs + o..][..R];
+        for (row, w) in sums.iter_mut().zip(ws) {
+            let w = _mm256_set1_ps(*w);
+            for (s, v) in row.iter_mut().zip(&v) {
+                *s = _mm256_fmadd_ps(w, *v, *s);
+            }
+        }
+    }
+    for (row, dst) in sums.iter().zip(acc.chunks_exact_mut(COLUMNS)) {
+        for (s, d) in row.iter().zip(dst.chunks_exact_mut(LANES)) {
+            unsafe { _mm256_storeu_ps(d.as_mut_ptr(), *s) };
+        }
+    }
+}
+
+/// Starts of blocks of `block` covering `0..len`: whole blocks, then one ending at `len`
+/// if some remain (overlapping the one before). `len` must be at least `block`.
+fn starts(len: usize, block: usize) -> impl Iterator<Item = usize> {
+    let tail = (len % block != 0).then_some(len - block);
+    (0..len - block + 1).step_by(block).chain(tail)
+}
+
+impl Op for Pointwise {
+    fn name(&self) -> StaticName {
+        "PointwiseFast".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Pointwise {
+    fn is_stateless(&self) -> bool {
+        true
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = inputs[0].as_slice::<f32>()?;
+        let residual = match inputs.get(1) {
+            Some(r) => Some(r.as_slice::<f32>()?),
+            None => None,
+        };
+        let mut out = Tensor::zero::<f32>(&self.shape)?;
+        self.run(x, residual, out.as_slice_mut::<f32>()?);
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for Pointwise {
+    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(&*self.shape)))
+    }
+
+    as_op!();
+}
+
+/// The only reader of node `id`'s output, unless that output is a model output.
+fn sole_reader(model: &TypedModel, id: usize) -> Option<&TypedNode> {
+    let outlet = OutletId::new(id, 0);
+    match model.outlet_successors(outlet) {
+        [one] if !model.output_outlets().ok()?.contains(&outlet) => Some(model.node(one.node)),
+        _ => None,
+    }
+}
+
+/// The reader of node `id` if it is a binary `name`, with its other input.
+fn binary_reader<'m>(
+    model: &'m TypedModel,
+    id: usize,
+    name: &str,
+) -> Option<(&'m TypedNode, OutletId)> {
+    let next = sole_reader(model, id)?;
+    let from = OutletId::new(id, 0);
+    let other = match next.inputs.as_slice() {
+        [a, b] if *a == from => *b,
+        [a, b] if *b == from => *a,
+        _ => return None,
+    };
+    (next.op().name() == name).then_some((next, other))
+}
+
+/// The constant value of `outlet`, as f32.
+fn constant(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
+    let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
+    Some(konst.as_slice::<f32>().ok()?.to_vec())
+}
+
+/// [`Pointwise`] in place of `node` and the bias, residual sum and ReLU that follow it,
+/// if `node` is a channels-first 1×1 convolution spelt as an `EinSum` with constant
+/// weights.
+pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
+    let einsum = node.op_as::<EinSum>()?;
+    let axes = einsum.axes.to_string();
+    if einsum.q_params.is_some() || !matches!(axes.as_str(), "NIHW,OI->NOHW" | "IHW,OI->OHW") {
+        return None;
+    }
+    let x = node.inputs[0];
+    let x_fact = model.outlet_fact(x).ok()?;
+    let x_shape = x_fact.shape.as_concrete()?;
+    let weights = constant(model, node.inputs[1])?;
+    let channels = x_shape[x_shape.len() - 3];
+    let outputs = weights.len() / channels;
+    if x_fact.datum_type != f32::datum_type() || weights.len() != outputs * channels {
+        return None;
+    }
+    let mut shape: TVec<usize> = x_shape.into();
+    shape[x_shape.len() - 3] = outputs;
+    let mut op = Pointwise {
+        inputs: channels,
+        outputs,
+        transposed: Arc::new(
+            (0..channels * outputs)
+                .map(|k| weights[(k % outputs) * channels + k / outputs])
+                .collect(),
+        ),
+        bias: Arc::new(vec![0.0; outputs]),
+        residual: false,
+        relu: false,
+        shape,
+    };
+    let (mut last, mut inputs) = (node.id, tvec![x]);
+    // + bias, constant along the channels
+    let bias = binary_reader(model, last, "Add").and_then(|(add, other)| {
+        let shape = model.outlet_fact(other).ok()?.shape.as_concrete()?.to_vec();
+        let per_channel = shape.iter().rev().skip(3).all(|d| *d == 1)
+            && shape.iter().rev().take(3).eq([1, 1, outputs].iter());
+        if !per_channel {
+            return None;
+        }
+        Some((add.id, constant(model, other)?))
+    });
+    if let Some((add, bias)) = bias {
+        op.bias = Arc::new(bias);
+        last = add;
+    }
+    // + residual, of the output's shape
+    let residual = binary_reader(model, last, "Add").filter(|(_, other)| {
+        model
+            .outlet_fact(*other)
+            .is_ok_and(|f| f.konst.is_none() && f.shape.as_concrete() == Some(op.shape.as_slice()))
+    });
+    if let Some((add, other)) = residual {
+        op.residual = true;
+        inputs.push(other);
+        last = add.id;
+    }
+    // max(·, 0)
+    let relu = binary_reader(model, last, "Max")
+        .filter(|(_, other)| constant(model, *other).is_some_and(|z| z.iter().all(|v| *v == 0.0)));
+    if let Some((max, _)) = relu {
+        op.relu = true;
+        last = max.id;
+    }
+    Some(Substitution {
+        last,
+        inputs,
+        op: Box::new(op),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kernel::noise;
+    use super::*;
+
+    /// The op against the definition, on both paths, over block and tile edges: output
+    /// channels below and off the block of 4, pixels below, off and across the block of
+    /// 24 and the tile, with and without residual and ReLU.
+    #[test]
+    fn matches_the_definition() {
+        for (inputs, outputs, h, w) in [
+            (3, 2, 3, 5),
+            (24, 24, 16, 16),
+            (7, 42, 9, 31),
+            (96, 6, 8, 8),
+            (5, 9, 40, 41),
+        ] {
+            for (residual, relu) in [(false, false), (true, true), (false, true)] {
+                let pixels = h * w;
+                let weights = noise(outputs * inputs, 1);
+                let op = Pointwise {
+                    inputs,
+                    outputs,
+                    transposed: Arc::new(
+                        (0..inputs * outputs)
+                            .map(|k| weights[(k % outputs) * inputs + k / outputs])
+                            .collect(),
+                    ),
+                    bias: Arc::new(noise(outputs, 2)),
+                    residual,
+                    relu,
+                    shape: tvec![1, outputs, h, w],
+                };
+                let x = noise(inputs * pixels, 3);
+                let res = noise(outputs * pixels, 4);
+                let res = residual.then_some(&res[..]);
+                let mut portable = vec![f32::NAN; outputs * pixels];
+                op.run_with::<false>(&x, res, &mut portable);
+                let mut native = vec![f32::NAN; outputs * pixels];
+                op.run(&x, res, &mut native);
+                for o in 0..outputs {
+                    for p in 0..pixels {
+                        let mut want = op.bias[o] + res.map_or(0.0, |r| r[o * pixels + p]);
+                        for i in 0..inputs {
+                            want += weights[o * inputs + i] * x[i * pixels + p];
+                        }
+                        if relu {
+                            want = want.max(0.0);
+                        }
+                        for got in [portable[o * pixels + p], native[o * pixels + p]] {
+                            assert!(
+                                (got - want).abs() < 1e-5,
+                                "{inputs}→{outputs} on {h}×{w}: ({o}, {p}) is {got}, not {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
