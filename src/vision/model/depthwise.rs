@@ -14,19 +14,13 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
-use super::kernel::madd;
+use super::kernel::{self, Geometry, madd, unary_op};
 
 /// Depthwise 2-D convolution of one image, f32, with constant weights and bias.
 #[derive(Debug, Clone)]
 pub struct Depthwise {
     channels: usize,
-    input_hw: (usize, usize),
-    output_hw: (usize, usize),
-    kernel_hw: (usize, usize),
-    stride: (usize, usize),
-    dilation: (usize, usize),
-    /// Padding before the first row and column.
-    pad: (usize, usize),
+    geometry: Geometry,
     /// Channels last (`[(1,) H, W, C]`) or first (`[(1,) C, H, W]`).
     nhwc: bool,
     /// The tensors have the leading batch axis of 1.
@@ -87,27 +81,13 @@ impl Depthwise {
         } else {
             k.to_vec()
         };
-        let bias = match bias.as_slice::<f32>().ok()? {
-            [] => vec![0.0; c],
-            [b] => vec![*b; c],
-            b if b.len() == c => b.to_vec(),
-            _ => return None,
-        };
-        let padding = conv.pool_spec.computed_padding(&[h, w]);
-        let strides = conv.pool_spec.strides();
-        let dilations = conv.pool_spec.dilations();
         Some(Depthwise {
             channels: c,
-            input_hw: (h, w),
-            output_hw: (padding[0].convoluted, padding[1].convoluted),
-            kernel_hw: (kh, kw),
-            stride: (strides[0], strides[1]),
-            dilation: (dilations[0], dilations[1]),
-            pad: (padding[0].pad_before, padding[1].pad_before),
+            geometry: Geometry::of(conv, (h, w), (kh, kw)),
             nhwc,
             batch,
             weights: Arc::new(weights),
-            bias: Arc::new(bias),
+            bias: Arc::new(kernel::bias(bias, c)?),
         })
     }
 
@@ -149,7 +129,7 @@ impl Depthwise {
         if self.nhwc {
             self.run_nhwc::<FMA>(input, out);
         } else {
-            match self.stride.1 {
+            match self.geometry.stride.1 {
                 1 => self.run_nchw::<FMA, 1>(input, out),
                 2 => self.run_nchw::<FMA, 2>(input, out),
                 _ => self.run_nchw::<FMA, 0>(input, out),
@@ -162,21 +142,24 @@ impl Depthwise {
     #[inline(always)]
     fn run_nhwc<const FMA: bool>(&self, input: &[f32], out: &mut [f32]) {
         let c = self.channels;
-        let ((h, w), (oh, ow), (kh, kw)) = (self.input_hw, self.output_hw, self.kernel_hw);
+        let Geometry {
+            input_hw: (h, w),
+            output_hw: (oh, ow),
+            kernel_hw: (kh, kw),
+            stride,
+            dilation,
+            pad,
+        } = self.geometry;
         let mut taps: heapless::Vec<(&[f32], &[f32]), MAX_TAPS> = heapless::Vec::new();
         for oy in 0..oh {
             for ox in 0..ow {
                 taps.clear();
                 for ky in 0..kh {
-                    let Some(iy) =
-                        Self::source(oy, ky, self.stride.0, self.dilation.0, self.pad.0, h)
-                    else {
+                    let Some(iy) = Self::source(oy, ky, stride.0, dilation.0, pad.0, h) else {
                         continue;
                     };
                     for kx in 0..kw {
-                        if let Some(ix) =
-                            Self::source(ox, kx, self.stride.1, self.dilation.1, self.pad.1, w)
-                        {
+                        if let Some(ix) = Self::source(ox, kx, stride.1, dilation.1, pad.1, w) {
                             let tap = (
                                 &input[(iy * w + ix) * c..][..c],
                                 &self.weights[(ky * kw + kx) * c..][..c],
@@ -201,12 +184,15 @@ impl Depthwise {
     /// 2 (known at compile time), 0 for any other.
     #[inline(always)]
     fn run_nchw<const FMA: bool, const S: usize>(&self, input: &[f32], out: &mut [f32]) {
-        let ((h, w), (oh, ow), (kh, kw)) = (self.input_hw, self.output_hw, self.kernel_hw);
-        let (sy, dy, py) = (self.stride.0, self.dilation.0, self.pad.0);
-        let (sx, dx, px) = (self.stride.1, self.dilation.1, self.pad.1);
-        // The padded plane reaches the last tap of the last output, and the whole input.
-        let ph = (h + py).max((oh - 1) * sy + (kh - 1) * dy + 1);
-        let pw = (w + px).max((ow - 1) * sx + (kw - 1) * dx + 1);
+        let Geometry {
+            input_hw: (h, w),
+            output_hw: (oh, ow),
+            kernel_hw: (kh, kw),
+            stride: (sy, sx),
+            dilation: (dy, dx),
+            pad: (py, px),
+        } = self.geometry;
+        let (ph, pw) = self.geometry.padded_hw();
         let mut padded = vec![0.0f32; ph * pw];
         for ch in 0..self.channels {
             let plane = &input[ch * h * w..][..h * w];
@@ -252,7 +238,11 @@ impl Depthwise {
     }
 
     fn output_shape(&self) -> TVec<usize> {
-        let (oh, ow, c) = (self.output_hw.0, self.output_hw.1, self.channels);
+        let (oh, ow, c) = (
+            self.geometry.output_hw.0,
+            self.geometry.output_hw.1,
+            self.channels,
+        );
         let mut shape: TVec<usize> = if self.nhwc {
             tvec![oh, ow, c]
         } else {
@@ -324,34 +314,7 @@ fn channel_blocks<const FMA: bool, const N: usize>(
     from
 }
 
-impl Op for Depthwise {
-    fn name(&self) -> StaticName {
-        "DepthwiseFast".into()
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for Depthwise {
-    fn is_stateless(&self) -> bool {
-        true
-    }
-
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs[0].as_slice::<f32>()?;
-        let mut out = Tensor::zero::<f32>(&self.output_shape())?;
-        self.run(input, out.as_slice_mut::<f32>()?);
-        Ok(tvec!(out.into_tvalue()))
-    }
-}
-
-impl TypedOp for Depthwise {
-    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(&*self.output_shape())))
-    }
-
-    as_op!();
-}
+unary_op!(Depthwise, "DepthwiseFast");
 
 /// [`Depthwise`] in place of `node`, if it is a plain depthwise `Conv`.
 pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
@@ -415,12 +378,14 @@ mod tests {
                 };
                 let op = Depthwise {
                     channels: c,
-                    input_hw: (h, w),
-                    output_hw: (oh, ow),
-                    kernel_hw: (k, k),
-                    stride: (stride, stride),
-                    dilation: (dilation, dilation),
-                    pad: pad_hw,
+                    geometry: Geometry {
+                        input_hw: (h, w),
+                        output_hw: (oh, ow),
+                        kernel_hw: (k, k),
+                        stride: (stride, stride),
+                        dilation: (dilation, dilation),
+                        pad: pad_hw,
+                    },
                     nhwc,
                     batch: false,
                     weights: Arc::new(weights),

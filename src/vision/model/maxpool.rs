@@ -11,6 +11,7 @@ use tract_onnx::tract_core::ops::cnn::MaxPool;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
+use super::kernel::unary_op;
 
 /// 2×2 max pooling with stride 2 and no padding, f32, channels first.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,33 +51,7 @@ impl MaxPool2 {
     }
 }
 
-impl Op for MaxPool2 {
-    fn name(&self) -> StaticName {
-        "MaxPool2Fast".into()
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for MaxPool2 {
-    fn is_stateless(&self) -> bool {
-        true
-    }
-
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let mut out = Tensor::zero::<f32>(&self.output_shape())?;
-        self.run(inputs[0].as_slice::<f32>()?, out.as_slice_mut::<f32>()?);
-        Ok(tvec!(out.into_tvalue()))
-    }
-}
-
-impl TypedOp for MaxPool2 {
-    fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(&*self.output_shape())))
-    }
-
-    as_op!();
-}
+unary_op!(MaxPool2, "MaxPool2Fast");
 
 /// [`MaxPool2`] in place of `node`, if it is a plain 2×2, stride-2 f32 max pooling of a
 /// channels-first tensor, without padding.

@@ -255,7 +255,7 @@ fn sole_reader(model: &TypedModel, id: usize) -> Option<&TypedNode> {
 }
 
 /// The reader of node `id` if it is a binary `name`, with its other input.
-fn binary_reader<'m>(
+pub(super) fn binary_reader<'m>(
     model: &'m TypedModel,
     id: usize,
     name: &str,
@@ -271,7 +271,7 @@ fn binary_reader<'m>(
 }
 
 /// The constant value of `outlet`, as f32.
-fn constant(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
+pub(super) fn constant(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
     let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
     Some(konst.as_slice::<f32>().ok()?.to_vec())
 }
