@@ -1,3 +1,4 @@
 //! Template protection and the enrolment states.
 
+pub mod bch;
 pub mod states;
