@@ -246,7 +246,7 @@ impl TypedOp for Pointwise {
 }
 
 /// The only reader of node `id`'s output, unless that output is a model output.
-pub(super) fn sole_reader(model: &TypedModel, id: usize) -> Option<&TypedNode> {
+fn sole_reader(model: &TypedModel, id: usize) -> Option<&TypedNode> {
     let outlet = OutletId::new(id, 0);
     match model.outlet_successors(outlet) {
         [one] if !model.output_outlets().ok()?.contains(&outlet) => Some(model.node(one.node)),

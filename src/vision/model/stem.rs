@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
@@ -34,9 +33,6 @@ pub struct Stem {
     bias: Arc<Vec<f32>>,
     relu: bool,
     batch: bool,
-    /// The input is channels last (`[(1,) H, W, I]`): the op also does the move of the
-    /// channel axis that came before the convolution.
-    channels_last: bool,
 }
 
 impl Stem {
@@ -44,25 +40,14 @@ impl Stem {
     fn padded(&self, input: &[f32]) -> (Vec<f32>, usize, usize) {
         let (h, w) = self.geometry.input_hw;
         let (ph, pw) = self.geometry.padded_hw();
-        let (py, px) = self.geometry.pad;
         let mut padded = vec![0.0f32; self.inputs * ph * pw];
-        if self.channels_last {
-            for (y, row) in input.chunks_exact(w * self.inputs).enumerate() {
-                for (c, dst) in padded.chunks_exact_mut(ph * pw).enumerate() {
-                    let dst = &mut dst[(y + py) * pw + px..][..w];
-                    for (d, pixel) in dst.iter_mut().zip(row.chunks_exact(self.inputs)) {
-                        *d = pixel[c];
-                    }
-                }
-            }
-        } else {
-            for (plane, dst) in input
-                .chunks_exact(h * w)
-                .zip(padded.chunks_exact_mut(ph * pw))
-            {
-                for (y, row) in plane.chunks_exact(w).enumerate() {
-                    dst[(y + py) * pw + px..][..w].copy_from_slice(row);
-                }
+        for (plane, dst) in input
+            .chunks_exact(h * w)
+            .zip(padded.chunks_exact_mut(ph * pw))
+        {
+            for (y, row) in plane.chunks_exact(w).enumerate() {
+                dst[(y + self.geometry.pad.0) * pw + self.geometry.pad.1..][..w]
+                    .copy_from_slice(row);
             }
         }
         (padded, ph, pw)
@@ -238,22 +223,10 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
         (DataFormat::CHW, [_, _, _]) => false,
         _ => return None,
     };
-    // A channels-last input moved to channels first for this convolution alone is read
-    // where it lies.
-    let rank = shape.len();
-    let moved = model.node(x.node);
-    let source = match moved.op_as::<AxisOp>() {
-        Some(AxisOp::Move(from, to))
-            if (*from, *to) == (rank - 1, rank - 3)
-                && super::pointwise::sole_reader(model, x.node).is_some() =>
-        {
-            Some(moved.inputs[0])
-        }
-        _ => None,
-    };
     let (inputs, outputs) = (conv.input_channels(), conv.output_channels());
     let kernel = fact(kernel)?.konst.clone()?;
     let bias = fact(bias)?.konst.clone()?;
+    let rank = shape.len();
     if conv.group != 1
         || conv.q_params.is_some()
         || conv.kernel_fmt != KernelFormat::OIHW
@@ -280,7 +253,6 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
         bias: Arc::new(kernel::bias(&bias, outputs)?),
         relu: false,
         batch,
-        channels_last: source.is_some(),
     };
     let mut last = node.id;
     let relu = super::pointwise::binary_reader(model, last, "Max").filter(|(_, zero)| {
@@ -292,7 +264,7 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
     }
     Some(Substitution {
         last,
-        inputs: tvec![source.unwrap_or(*x)],
+        inputs: tvec![*x],
         op: Box::new(op),
     })
 }
@@ -335,22 +307,10 @@ mod tests {
                 bias: Arc::new(noise(o, 9)),
                 relu,
                 batch: true,
-                channels_last: false,
             };
             let input = noise(i * h * w, 10);
             let mut got = vec![f32::NAN; o * oh * ow];
             op.run(&input, &mut got);
-            // The same from channels-last input.
-            let nhwc: Vec<f32> = (0..i * h * w)
-                .map(|n| input[(n % i) * h * w + n / i])
-                .collect();
-            let mut from_nhwc = vec![f32::NAN; o * oh * ow];
-            Stem {
-                channels_last: true,
-                ..op.clone()
-            }
-            .run(&nhwc, &mut from_nhwc);
-            assert_eq!(got, from_nhwc, "channels last");
             for oc in 0..o {
                 for oy in 0..oh {
                     for ox in 0..ow {
