@@ -1,5 +1,7 @@
 //! What our operators share: arithmetic for their loops, tract's operator traits.
 
+use std::sync::Arc;
+
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 
@@ -54,6 +56,36 @@ impl Geometry {
                 self.pad.1,
             ),
         )
+    }
+}
+
+/// A `Conv` node of f32 input with constant weights and bias, as our ops read it.
+pub struct ConstantConv<'m> {
+    pub conv: &'m Conv,
+    /// The data input and its concrete shape.
+    pub x: OutletId,
+    pub shape: &'m [usize],
+    pub kernel: Arc<Tensor>,
+    pub bias: Arc<Tensor>,
+}
+
+impl<'m> ConstantConv<'m> {
+    /// `node` as such a convolution, if it is one.
+    pub fn of(model: &'m TypedModel, node: &'m TypedNode) -> Option<ConstantConv<'m>> {
+        let conv = node.op_as::<Conv>()?;
+        let [x, kernel, bias] = node.inputs.as_slice() else {
+            return None;
+        };
+        let fact = |outlet: &OutletId| model.outlet_fact(*outlet).ok();
+        let x_fact = fact(x)?;
+        (x_fact.datum_type == f32::datum_type()).then_some(())?;
+        Some(ConstantConv {
+            conv,
+            x: *x,
+            shape: x_fact.shape.as_concrete()?,
+            kernel: fact(kernel)?.konst.clone()?,
+            bias: fact(bias)?.konst.clone()?,
+        })
     }
 }
 

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
-use super::kernel::{self, Geometry, unary_op};
+use super::kernel::{self, ConstantConv, Geometry, unary_op};
 
 /// Most input channels for which a convolution counts as a stem.
 const MAX_INPUTS: usize = 4;
@@ -211,26 +211,23 @@ unary_op!(Stem, "StemFast");
 /// convolution of group 1 with at most [`MAX_INPUTS`] input channels and constant
 /// weights and bias.
 pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
-    let conv = node.op_as::<Conv>()?;
-    let [x, kernel, bias] = node.inputs.as_slice() else {
-        return None;
-    };
-    let fact = |outlet: &OutletId| model.outlet_fact(*outlet).ok();
-    let x_fact = fact(x)?;
-    let shape = x_fact.shape.as_concrete()?;
+    let ConstantConv {
+        conv,
+        x,
+        shape,
+        kernel,
+        bias,
+    } = ConstantConv::of(model, node)?;
     let batch = match (conv.pool_spec.data_format, shape) {
         (DataFormat::NCHW, [1, _, _, _]) => true,
         (DataFormat::CHW, [_, _, _]) => false,
         _ => return None,
     };
     let (inputs, outputs) = (conv.input_channels(), conv.output_channels());
-    let kernel = fact(kernel)?.konst.clone()?;
-    let bias = fact(bias)?.konst.clone()?;
     let rank = shape.len();
     if conv.group != 1
         || conv.q_params.is_some()
         || conv.kernel_fmt != KernelFormat::OIHW
-        || x_fact.datum_type != f32::datum_type()
         || inputs > MAX_INPUTS
         || shape[rank - 3] != inputs
         || kernel.rank() != 4
@@ -264,7 +261,7 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
     }
     Some(Substitution {
         last,
-        inputs: tvec![*x],
+        inputs: tvec![x],
         op: Box::new(op),
     })
 }
