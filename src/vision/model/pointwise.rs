@@ -175,6 +175,9 @@ impl Pointwise {
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+// Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the cross
+// toolchain) still counts them as unsafe calls.
+#[allow(unsafe_op_in_unsafe_fn)]
 unsafe fn sums_avx2<const R: usize>(
     (x, stride, column): (&[f32], usize, usize),
     (transposed, outputs): (&[f32], usize),
