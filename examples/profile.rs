@@ -1,4 +1,6 @@
-//! Per-operator time of one model's optimised plan: `profile MODEL.onnx N,C,H,W`.
+//! Time per operator of one model's optimised plan, the mean of 50 runs
+//! after 5 warm-up runs. `profile MODEL.onnx SHAPE [--by-node]`, `SHAPE` as `1,256,256,3`;
+//! `--by-node` splits each operator by output shape.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -6,27 +8,38 @@ use std::time::Instant;
 use recognize_agent::vision::model;
 use tract_onnx::prelude::*;
 
+const RUNS: usize = 50;
+const WARM_UP: usize = 5;
+
 fn main() -> TractResult<()> {
     model::keep_freed_memory();
-    let args: Vec<String> = std::env::args().collect();
-    let shape: Vec<usize> = args[2].split(',').map(|s| s.parse().unwrap()).collect();
-    let plan = model::load(std::path::Path::new(&args[1]), &shape)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (path, shape, by_node) = match args.as_slice() {
+        [path, shape, rest @ ..] if rest.iter().all(|a| a == "--by-node") => {
+            (path, shape, !rest.is_empty())
+        }
+        _ => {
+            return Err(TractError::msg(
+                "usage: profile MODEL.onnx SHAPE [--by-node]",
+            ));
+        }
+    };
+    let shape: Vec<usize> = shape.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    let plan = model::load(std::path::Path::new(path), &shape)?;
     let input: TValue = Tensor::zero::<f32>(&shape)?.into();
     let mut state = SimpleState::new(&plan)?;
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-    let runs = 50;
-    for run in 0..runs + 5 {
+    for run in 0..WARM_UP + RUNS {
         state.run_plan_with_eval(tvec![input.clone()], |s, st, node, inputs| {
             let t = Instant::now();
             let out = tract_onnx::tract_core::plan::eval(s, st, node, inputs);
-            if run >= 5 {
-                let key = if std::env::var("BY_NODE").is_ok() {
-                    format!("{} {:?}", node.op().name(), node.outputs[0].fact.shape)
-                } else {
-                    node.op().name().to_string()
-                };
+            if run >= WARM_UP {
+                let mut key = node.op().name().to_string();
+                if by_node {
+                    key = format!("{key} {:?}", node.outputs[0].fact.shape);
+                }
                 let e = by_op.entry(key).or_default();
-                e.0 += t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+                e.0 += t.elapsed().as_secs_f64() * 1e3 / RUNS as f64;
                 e.1 += 1;
             }
             out
@@ -37,7 +50,7 @@ fn main() -> TractResult<()> {
     let total: f64 = rows.iter().map(|r| r.1.0).sum();
     println!("total {total:.2} ms");
     for (op, (ms, n)) in rows {
-        println!("{op:30} {ms:7.3} ms  {:4} nodes", n / runs);
+        println!("{op:30} {ms:7.3} ms  {:4} nodes", n / RUNS);
     }
     Ok(())
 }

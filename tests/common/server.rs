@@ -3,8 +3,21 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
+
+/// Agents not yet dropped. A shared agent lives in a static, which Rust never drops, so
+/// an exit handler kills what is left when the test process ends.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+extern "C" fn kill_running() {
+    if let Ok(pids) = RUNNING.lock() {
+        for pid in pids.iter() {
+            // SAFETY: plain signal to a child process of ours.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
 
 pub struct Agent {
     pub addr: SocketAddr,
@@ -29,7 +42,13 @@ impl Agent {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        static REAPER: Once = Once::new();
+        // SAFETY: registers a handler that only signals processes.
+        REAPER.call_once(|| unsafe {
+            libc::atexit(kill_running);
+        });
         let mut child = cmd.spawn().expect("start the agent");
+        RUNNING.lock().unwrap().push(child.id());
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = Arc::clone(&log);
@@ -100,6 +119,9 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Ok(mut pids) = RUNNING.lock() {
+            pids.retain(|pid| *pid != self.child.id());
+        }
     }
 }
 

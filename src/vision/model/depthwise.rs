@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
-use super::kernel::{self, ConstantConv, Geometry, madd, unary_op};
+use super::graph::ConstantConv;
+use super::kernel::{self, Geometry, madd, unary_op};
 
 /// Depthwise 2-D convolution of one image, f32, with constant weights and bias.
 #[derive(Debug, Clone)]
@@ -31,14 +32,15 @@ pub struct Depthwise {
 }
 
 impl Depthwise {
-    /// Builds the op for `conv` on an input of concrete `shape`, if it is a plain f32
-    /// depthwise convolution with constant weights; `None` otherwise.
-    fn from_conv(
-        conv: &Conv,
-        shape: &[usize],
-        kernel: &Tensor,
-        bias: &Tensor,
-    ) -> Option<Depthwise> {
+    /// The op for `found`, if it is a plain depthwise convolution; `None` otherwise.
+    fn from_conv(found: &ConstantConv) -> Option<Depthwise> {
+        let ConstantConv {
+            conv,
+            shape,
+            kernel,
+            bias,
+            ..
+        } = found;
         let c = conv.input_channels();
         let is_depthwise = conv.group == c && conv.output_channels() == c && c > 1;
         if !is_depthwise || conv.q_params.is_some() || conv.kernel_fmt != KernelFormat::OIHW {
@@ -74,10 +76,9 @@ impl Depthwise {
             return None;
         }
         let k = kernel.as_slice::<f32>().ok()?;
-        let weights: Vec<f32> = if nhwc {
-            (0..kh * kw)
-                .flat_map(|t| (0..c).map(move |ch| k[ch * kh * kw + t]))
-                .collect()
+        // [c][kh][kw], or [kh][kw][c] for channels last.
+        let weights = if nhwc {
+            kernel::transpose(k, c, kh * kw)
         } else {
             k.to_vec()
         };
@@ -109,13 +110,12 @@ impl Depthwise {
     /// Runs the convolution, with AVX2 and FMA where the CPU has them.
     fn run(&self, input: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             unsafe { self.run_avx2_fma(input, out) };
             return;
         }
-        self.run_with::<{ super::kernel::NATIVE_FMA }>(input, out);
+        self.run_with::<{ kernel::NATIVE_FMA }>(input, out);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -319,7 +319,7 @@ unary_op!(Depthwise, "DepthwiseFast");
 /// [`Depthwise`] in place of `node`, if it is a plain depthwise `Conv`.
 pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
     let found = ConstantConv::of(model, node)?;
-    let op = Depthwise::from_conv(found.conv, found.shape, &found.kernel, &found.bias)?;
+    let op = Depthwise::from_conv(&found)?;
     Some(Substitution {
         last: node.id,
         inputs: tvec![found.x],
@@ -360,22 +360,13 @@ mod tests {
                     }
                 };
                 let weights = if nhwc {
-                    (0..k * k)
-                        .flat_map(|t| kernel.iter().skip(t).step_by(k * k).copied())
-                        .collect()
+                    kernel::transpose(&kernel, c, k * k)
                 } else {
                     kernel.clone()
                 };
                 let op = Depthwise {
                     channels: c,
-                    geometry: Geometry {
-                        input_hw: (h, w),
-                        output_hw: (oh, ow),
-                        kernel_hw: (k, k),
-                        stride: (stride, stride),
-                        dilation: (dilation, dilation),
-                        pad: pad_hw,
-                    },
+                    geometry: Geometry::square((h, w), (oh, ow), (k, stride, dilation), pad_hw),
                     nhwc,
                     batch: false,
                     weights: Arc::new(weights),

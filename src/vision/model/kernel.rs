@@ -1,6 +1,5 @@
-//! What our operators share: arithmetic for their loops, tract's operator traits.
-
-use std::sync::Arc;
+//! What our operators share: convolution geometry, arithmetic for their loops, the CPU
+//! check, tract's operator traits.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
@@ -32,60 +31,34 @@ impl Geometry {
         }
     }
 
+    /// A square kernel's geometry with the same stride and dilation on both axes.
+    #[cfg(test)]
+    pub fn square(
+        input_hw: (usize, usize),
+        output_hw: (usize, usize),
+        (kernel, stride, dilation): (usize, usize, usize),
+        pad: (usize, usize),
+    ) -> Geometry {
+        Geometry {
+            input_hw,
+            output_hw,
+            kernel_hw: (kernel, kernel),
+            stride: (stride, stride),
+            dilation: (dilation, dilation),
+            pad,
+        }
+    }
+
     /// Size of a zero-bordered copy of the input inside which every tap of every output
     /// reads.
     pub fn padded_hw(&self) -> (usize, usize) {
-        let side = |i: usize, o: usize, k: usize, s: usize, d: usize, p: usize| {
-            (i + p).max((o - 1) * s + (k - 1) * d + 1)
+        let axis = |pick: fn((usize, usize)) -> usize| {
+            let reach = (pick(self.output_hw) - 1) * pick(self.stride)
+                + (pick(self.kernel_hw) - 1) * pick(self.dilation)
+                + 1;
+            (pick(self.input_hw) + pick(self.pad)).max(reach)
         };
-        (
-            side(
-                self.input_hw.0,
-                self.output_hw.0,
-                self.kernel_hw.0,
-                self.stride.0,
-                self.dilation.0,
-                self.pad.0,
-            ),
-            side(
-                self.input_hw.1,
-                self.output_hw.1,
-                self.kernel_hw.1,
-                self.stride.1,
-                self.dilation.1,
-                self.pad.1,
-            ),
-        )
-    }
-}
-
-/// A `Conv` node of f32 input with constant weights and bias, as our ops read it.
-pub struct ConstantConv<'m> {
-    pub conv: &'m Conv,
-    /// The data input and its concrete shape.
-    pub x: OutletId,
-    pub shape: &'m [usize],
-    pub kernel: Arc<Tensor>,
-    pub bias: Arc<Tensor>,
-}
-
-impl<'m> ConstantConv<'m> {
-    /// `node` as such a convolution, if it is one.
-    pub fn of(model: &'m TypedModel, node: &'m TypedNode) -> Option<ConstantConv<'m>> {
-        let conv = node.op_as::<Conv>()?;
-        let [x, kernel, bias] = node.inputs.as_slice() else {
-            return None;
-        };
-        let fact = |outlet: &OutletId| model.outlet_fact(*outlet).ok();
-        let x_fact = fact(x)?;
-        (x_fact.datum_type == f32::datum_type()).then_some(())?;
-        Some(ConstantConv {
-            conv,
-            x: *x,
-            shape: x_fact.shape.as_concrete()?,
-            kernel: fact(kernel)?.konst.clone()?,
-            bias: fact(bias)?.konst.clone()?,
-        })
+        (axis(|p| p.0), axis(|p| p.1))
     }
 }
 
@@ -98,6 +71,30 @@ pub fn bias(bias: &Tensor, outputs: usize) -> Option<Vec<f32>> {
         b if b.len() == outputs => Some(b.to_vec()),
         _ => None,
     }
+}
+
+/// `values` laid out `[rows][columns]`, rewritten `[columns][rows]`.
+pub fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    (0..rows * columns)
+        .map(|n| values[(n % rows) * columns + n / rows])
+        .collect()
+}
+
+/// Starts of blocks of `block` covering `0..len`: whole blocks, then one ending at `len`
+/// if some remain (overlapping the one before, to recompute the same values). `len`
+/// must be at least `block`.
+pub fn starts(len: usize, block: usize) -> impl Iterator<Item = usize> {
+    let tail = (len % block != 0).then_some(len - block);
+    (0..len - block + 1).step_by(block).chain(tail)
+}
+
+/// Whether this CPU has AVX2 and FMA, which our x86 kernels need.
+pub fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether `f32::mul_add` is one instruction on this target without runtime detection.

@@ -5,6 +5,7 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 
 pub mod depthwise;
+mod graph;
 mod kernel;
 pub mod maxpool;
 pub mod pointwise;
@@ -15,8 +16,9 @@ pub mod stem;
 /// kernel. tract allocates every intermediate tensor of every run, and glibc maps blocks
 /// of more than 128 KiB afresh each time, then unmaps them at free, so each detector run
 /// took about 3 000 page faults: half its time. Blocks up to 32 MiB now come from the
-/// heap and stay there; two arenas at most, so what is kept stays near one run's peak
-/// per concurrent enrolment. Call it once, at start-up, before other threads start.
+/// heap and stay there, in one arena shared by all threads, so what is kept stays near
+/// the peak of the enrolments running at once (with an arena per thread it grew with the
+/// worker count). Call it once, at start-up, before other threads start.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets allocator parameters; called before other threads run.
@@ -35,24 +37,20 @@ pub type Plan = TypedRunnableModel<TypedModel>;
 /// [`pointwise`], [`stem`], [`maxpool`], [`prelu`]).
 pub fn load(path: &Path, shape: &[usize]) -> TractResult<Plan> {
     let mut model = typed(path, shape)?;
-    let depthwise = rewrite(&mut model, depthwise::find)?;
-    let pointwise = if pointwise::accelerated() {
-        rewrite(&mut model, pointwise::find)?
-    } else {
-        0
-    };
-    let stem = if pointwise::accelerated() {
-        rewrite(&mut model, stem::find)?
-    } else {
-        0
-    };
-    let maxpool = rewrite(&mut model, maxpool::find)?;
-    let prelu = rewrite(&mut model, prelu::find)?;
-    log::debug!(
-        "{}: on our operators, {stem} stem, {depthwise} depthwise and {pointwise} \
-         pointwise convolutions, {maxpool} max poolings, {prelu} PReLUs",
-        path.display()
-    );
+    let mut ours: Vec<(&str, Finder)> = vec![
+        ("depthwise convolutions", depthwise::find),
+        ("max poolings", maxpool::find),
+        ("PReLUs", prelu::find),
+    ];
+    // AVX2 code; elsewhere tract's own hand-written kernels (NEON on ARM) are better.
+    if kernel::avx2_fma() {
+        ours.push(("pointwise convolutions", pointwise::find));
+        ours.push(("stem convolutions", stem::find));
+    }
+    for (what, find) in ours {
+        let replaced = rewrite(&mut model, find)?;
+        log::debug!("{}: {replaced} {what} on our operator", path.display());
+    }
     model.into_optimized()?.into_runnable()
 }
 
@@ -74,13 +72,13 @@ pub struct Substitution {
     pub op: Box<dyn TypedOp>,
 }
 
+/// Finds where one of our operators can take the place of `node` (and the nodes after it).
+type Finder = fn(&TypedModel, &TypedNode) -> Option<Substitution>;
+
 /// Applies every substitution `find` sees in `model`, node by node in evaluation order;
 /// returns how many. The nodes left without readers are dropped when the model is
 /// optimised.
-fn rewrite(
-    model: &mut TypedModel,
-    find: fn(&TypedModel, &TypedNode) -> Option<Substitution>,
-) -> TractResult<usize> {
+fn rewrite(model: &mut TypedModel, find: Finder) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
         let Some(found) = find(model, model.node(id)) else {
@@ -152,7 +150,7 @@ mod tests {
                 .iter()
                 .map(|n| n.op().name().to_string())
                 .collect();
-            let avx2 = avx2.iter().filter(|_| pointwise::accelerated());
+            let avx2 = avx2.iter().filter(|_| kernel::avx2_fma());
             for op in ours.iter().chain(avx2) {
                 assert!(names.iter().any(|n| n == op), "{file} runs {op}");
             }

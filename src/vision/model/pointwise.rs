@@ -15,7 +15,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::Substitution;
-use super::kernel::madd;
+use super::graph::{binary_reader, constant, relu_after};
+use super::kernel::{self, madd};
 
 /// Output channels computed together.
 const ROWS: usize = 4;
@@ -23,16 +24,6 @@ const ROWS: usize = 4;
 const COLUMNS: usize = 24;
 /// Floats of input copied together: a tile of pixels of every input channel fits in L1.
 const TILE_FLOATS: usize = 8 * 1024;
-
-/// Whether [`Pointwise`] has its fast path on this CPU (AVX2 and FMA). Elsewhere tract's
-/// own hand-written kernels (NEON on ARM) are the better choice.
-pub fn accelerated() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
 
 /// `out[o][p] = max?(bias[o] + residual?[o][p] + Σᵢ weights[o][i]·x[i][p], 0)`, f32.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,8 +48,7 @@ impl Pointwise {
     /// Runs the convolution, with AVX2 and FMA where the CPU has them.
     fn run(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             unsafe { self.run_avx2_fma(x, residual, out) };
             return;
@@ -90,13 +80,13 @@ impl Pointwise {
         }
         let tile = ((TILE_FLOATS / self.inputs / COLUMNS).max(1) * COLUMNS).min(pixels);
         let mut packed = vec![0.0f32; self.inputs * tile];
-        for start in starts(pixels, tile) {
+        for start in kernel::starts(pixels, tile) {
             for (i, row) in packed.chunks_exact_mut(tile).enumerate() {
                 row.copy_from_slice(&x[i * pixels + start..][..tile]);
             }
-            for p in starts(tile, COLUMNS) {
+            for p in kernel::starts(tile, COLUMNS) {
                 let x = (&packed[..], tile, p);
-                for o in starts(self.outputs, ROWS) {
+                for o in kernel::starts(self.outputs, ROWS) {
                     self.block::<AVX2, ROWS, COLUMNS>(x, residual, out, o, start + p);
                 }
                 for o in 0..if self.outputs < ROWS { self.outputs } else { 0 } {
@@ -133,7 +123,7 @@ impl Pointwise {
             self.sums::<AVX2, R, C>(x, o, &mut acc);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.sums::<{ super::kernel::NATIVE_FMA }, R, C>(x, o, &mut acc);
+        self.sums::<{ kernel::NATIVE_FMA }, R, C>(x, o, &mut acc);
         let pixels = self.pixels();
         for (r, sums) in acc.iter_mut().enumerate() {
             let bias = self.bias[o + r];
@@ -208,13 +198,6 @@ unsafe fn sums_avx2<const R: usize>(
     }
 }
 
-/// Starts of blocks of `block` covering `0..len`: whole blocks, then one ending at `len`
-/// if some remain (overlapping the one before). `len` must be at least `block`.
-fn starts(len: usize, block: usize) -> impl Iterator<Item = usize> {
-    let tail = (len % block != 0).then_some(len - block);
-    (0..len - block + 1).step_by(block).chain(tail)
-}
-
 impl Op for Pointwise {
     fn name(&self) -> StaticName {
         "PointwiseFast".into()
@@ -248,37 +231,6 @@ impl TypedOp for Pointwise {
     as_op!();
 }
 
-/// The only reader of node `id`'s output, unless that output is a model output.
-fn sole_reader(model: &TypedModel, id: usize) -> Option<&TypedNode> {
-    let outlet = OutletId::new(id, 0);
-    match model.outlet_successors(outlet) {
-        [one] if !model.output_outlets().ok()?.contains(&outlet) => Some(model.node(one.node)),
-        _ => None,
-    }
-}
-
-/// The reader of node `id` if it is a binary `name`, with its other input.
-pub(super) fn binary_reader<'m>(
-    model: &'m TypedModel,
-    id: usize,
-    name: &str,
-) -> Option<(&'m TypedNode, OutletId)> {
-    let next = sole_reader(model, id)?;
-    let from = OutletId::new(id, 0);
-    let other = match next.inputs.as_slice() {
-        [a, b] if *a == from => *b,
-        [a, b] if *b == from => *a,
-        _ => return None,
-    };
-    (next.op().name() == name).then_some((next, other))
-}
-
-/// The constant value of `outlet`, as f32.
-pub(super) fn constant(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
-    let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
-    Some(konst.as_slice::<f32>().ok()?.to_vec())
-}
-
 /// [`Pointwise`] in place of `node` and the bias, residual sum and ReLU that follow it,
 /// if `node` is a channels-first 1×1 convolution spelt as an `EinSum` with constant
 /// weights.
@@ -302,11 +254,7 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
     let mut op = Pointwise {
         inputs: channels,
         outputs,
-        transposed: Arc::new(
-            (0..channels * outputs)
-                .map(|k| weights[(k % outputs) * channels + k / outputs])
-                .collect(),
-        ),
+        transposed: Arc::new(kernel::transpose(&weights, outputs, channels)),
         bias: Arc::new(vec![0.0; outputs]),
         residual: false,
         relu: false,
@@ -339,11 +287,9 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
         last = add.id;
     }
     // max(·, 0)
-    let relu = binary_reader(model, last, "Max")
-        .filter(|(_, other)| constant(model, *other).is_some_and(|z| z.iter().all(|v| *v == 0.0)));
-    if let Some((max, _)) = relu {
+    if let Some(max) = relu_after(model, last) {
         op.relu = true;
-        last = max.id;
+        last = max;
     }
     Some(Substitution {
         last,
@@ -375,11 +321,7 @@ mod tests {
                 let op = Pointwise {
                     inputs,
                     outputs,
-                    transposed: Arc::new(
-                        (0..inputs * outputs)
-                            .map(|k| weights[(k % outputs) * inputs + k / outputs])
-                            .collect(),
-                    ),
+                    transposed: Arc::new(kernel::transpose(&weights, outputs, inputs)),
                     bias: Arc::new(noise(outputs, 2)),
                     residual,
                     relu,

@@ -11,6 +11,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 use super::Substitution;
+use super::graph::is_zero;
 
 /// PReLU with a constant slope per channel (or one for all), f32.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,43 +75,33 @@ impl TypedOp for PRelu {
     as_op!();
 }
 
-/// The node feeding input `i` of `node`, with the outlet's constant value if it has one.
-fn input<'m>(
-    model: &'m TypedModel,
-    node: &TypedNode,
-    i: usize,
-) -> Option<(&'m TypedNode, OutletId, Option<Arc<Tensor>>)> {
-    let outlet = *node.inputs.get(i)?;
-    let konst = model.outlet_fact(outlet).ok()?.konst.clone();
-    Some((model.node(outlet.node), outlet, konst))
-}
-
 /// [`PRelu`] in place of `add` and the nodes before it, if they are
 /// `max(x, 0) + α·(x − |x|)`.
 pub fn find(model: &TypedModel, add: &TypedNode) -> Option<Substitution> {
+    // The node computing input `i` of `node`, if it is a `name`, with its inputs.
+    let operand = |node: &TypedNode, i: usize, name: &str| {
+        let from = model.node(node.inputs.get(i)?.node);
+        (from.op().name() == name).then_some(from.inputs.as_slice())
+    };
     if add.op().name() != "Add" || add.inputs.len() != 2 {
         return None;
     }
-    let (a, b) = (input(model, add, 0)?.0, input(model, add, 1)?.0);
-    let (max, mul) = match (a.op().name().as_ref(), b.op().name().as_ref()) {
-        ("Max", "Mul") => (a, b),
-        ("Mul", "Max") => (b, a),
-        _ => return None,
+    let mul = (0..2).find_map(|i| Some((i, operand(add, i, "Mul")?)));
+    let (i, [difference, alpha]) = mul? else {
+        return None;
     };
     // max(x, 0)
-    let (_, x, _) = input(model, max, 0)?;
-    let zero = input(model, max, 1)?.2?;
-    if zero.as_slice::<f32>().ok()?.iter().any(|v| *v != 0.0) {
+    let &[x, zero] = operand(add, 1 - i, "Max")? else {
         return None;
-    }
+    };
     // α·(x − |x|), with α constant
-    let (sub, _, _) = input(model, mul, 0)?;
-    let alpha = input(model, mul, 1)?.2?;
-    if sub.op().name() != "Sub" || input(model, sub, 0)?.1 != x {
+    let alpha = model.outlet_fact(*alpha).ok()?.konst.clone()?;
+    let sub = model.node(difference.node);
+    let (&[minuend, abs], "Sub") = (sub.inputs.as_slice(), sub.op().name().as_ref()) else {
         return None;
-    }
-    let (abs, _, _) = input(model, sub, 1)?;
-    if abs.op().name() != "Abs" || input(model, abs, 0)?.1 != x {
+    };
+    let abs = model.node(abs.node);
+    if !is_zero(model, zero) || minuend != x || abs.op().name() != "Abs" || abs.inputs[..] != [x] {
         return None;
     }
     // α varies along at most one axis of x (aligned from the right): the channels.

@@ -14,7 +14,8 @@ use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
-use super::kernel::{self, ConstantConv, Geometry, unary_op};
+use super::graph::{ConstantConv, relu_after};
+use super::kernel::{self, Geometry, unary_op};
 
 /// Most input channels for which a convolution counts as a stem.
 const MAX_INPUTS: usize = 4;
@@ -78,7 +79,7 @@ impl Stem {
     fn run(&self, input: &[f32], out: &mut [f32]) {
         let (padded, ph, pw) = self.padded(input);
         #[cfg(target_arch = "x86_64")]
-        if super::pointwise::accelerated() {
+        if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             unsafe { self.run_avx2((&padded, ph, pw), out) };
             return;
@@ -134,10 +135,7 @@ impl Stem {
                 }
                 continue;
             }
-            let starts = (0..ow - LANES + 1)
-                .step_by(LANES)
-                .chain((ow % LANES != 0).then_some(ow - LANES));
-            for ox in starts {
+            for ox in kernel::starts(ow, LANES) {
                 let block = (
                     &phased[..],
                     &offsets[..],
@@ -241,10 +239,7 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
     let (kh, kw) = (kernel.shape()[2], kernel.shape()[3]);
     let k = kernel.as_slice::<f32>().ok()?;
     // [o][i][ky][kx] → [i][ky][kx][o]
-    let taps = inputs * kh * kw;
-    let weights = (0..taps * outputs)
-        .map(|n| k[(n % outputs) * taps + n / outputs])
-        .collect();
+    let weights = kernel::transpose(k, outputs, inputs * kh * kw);
     let mut op = Stem {
         inputs,
         outputs,
@@ -255,12 +250,9 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
         batch,
     };
     let mut last = node.id;
-    let relu = super::pointwise::binary_reader(model, last, "Max").filter(|(_, zero)| {
-        super::pointwise::constant(model, *zero).is_some_and(|z| z.iter().all(|v| *v == 0.0))
-    });
-    if let Some((max, _)) = relu {
+    if let Some(max) = relu_after(model, last) {
         op.relu = true;
-        last = max.id;
+        last = max;
     }
     Some(Substitution {
         last,
@@ -287,23 +279,11 @@ mod tests {
             let out_len = |n: usize, p: usize| (n + 2 * p - dilation * (k - 1) - 1) / stride + 1;
             let (oh, ow) = (out_len(h, pad.0), out_len(w, pad.1));
             let kernel = noise(o * i * k * k, 8);
-            let taps = i * k * k;
             let op = Stem {
                 inputs: i,
                 outputs: o,
-                geometry: Geometry {
-                    input_hw: (h, w),
-                    output_hw: (oh, ow),
-                    kernel_hw: (k, k),
-                    stride: (stride, stride),
-                    dilation: (dilation, dilation),
-                    pad,
-                },
-                weights: Arc::new(
-                    (0..taps * o)
-                        .map(|n| kernel[(n % o) * taps + n / o])
-                        .collect(),
-                ),
+                geometry: Geometry::square((h, w), (oh, ow), (k, stride, dilation), pad),
+                weights: Arc::new(kernel::transpose(&kernel, o, i * k * k)),
                 bias: Arc::new(noise(o, 9)),
                 relu,
                 batch: true,
