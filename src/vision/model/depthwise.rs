@@ -15,7 +15,7 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
 use super::graph::ConstantConv;
-use super::kernel::{self, Geometry, madd, unary_op};
+use super::kernel::{self, Geometry, Input, madd, unary_op};
 
 /// Depthwise 2-D convolution of one image, f32, with constant weights and bias.
 #[derive(Debug, Clone)]
@@ -107,8 +107,23 @@ impl Depthwise {
             .filter(|&i| i < len)
     }
 
+    /// Whether [`Depthwise::run_in_place`] applies: channels first, output of the input's
+    /// shape (each plane is copied before its output overwrites it).
+    fn in_place(&self) -> bool {
+        !self.nhwc && self.geometry.input_hw == self.geometry.output_hw
+    }
+
     /// Runs the convolution, with AVX2 and FMA where the CPU has them.
     fn run(&self, input: &[f32], out: &mut [f32]) {
+        self.dispatch(Input::Separate(input), out);
+    }
+
+    /// Runs the convolution over its input, `data`, if [`Depthwise::in_place`].
+    fn run_in_place(&self, data: &mut [f32]) {
+        self.dispatch(Input::InPlace, data);
+    }
+
+    fn dispatch(&self, input: Input, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
@@ -120,14 +135,15 @@ impl Depthwise {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2_fma(&self, input: &[f32], out: &mut [f32]) {
+    unsafe fn run_avx2_fma(&self, input: Input, out: &mut [f32]) {
         self.run_with::<true>(input, out);
     }
 
     #[inline(always)]
-    fn run_with<const FMA: bool>(&self, input: &[f32], out: &mut [f32]) {
+    fn run_with<const FMA: bool>(&self, input: Input, out: &mut [f32]) {
         if self.nhwc {
-            self.run_nhwc::<FMA>(input, out);
+            let mut copy = Vec::new();
+            self.run_nhwc::<FMA>(input.apart(out, &mut copy), out);
         } else {
             match self.geometry.stride.1 {
                 1 => self.run_nchw::<FMA, 1>(input, out),
@@ -183,7 +199,7 @@ impl Depthwise {
     /// outputs accumulate all taps in registers. `S` is the column stride when it is 1 or
     /// 2 (known at compile time), 0 for any other.
     #[inline(always)]
-    fn run_nchw<const FMA: bool, const S: usize>(&self, input: &[f32], out: &mut [f32]) {
+    fn run_nchw<const FMA: bool, const S: usize>(&self, input: Input, out: &mut [f32]) {
         let Geometry {
             input_hw: (h, w),
             output_hw: (oh, ow),
@@ -195,7 +211,11 @@ impl Depthwise {
         let (ph, pw) = self.geometry.padded_hw();
         let mut padded = vec![0.0f32; ph * pw];
         for ch in 0..self.channels {
-            let plane = &input[ch * h * w..][..h * w];
+            let plane = match input {
+                Input::Separate(input) => &input[ch * h * w..][..h * w],
+                // Only planes up to this one have been overwritten.
+                Input::InPlace => &out[ch * h * w..][..h * w],
+            };
             for (y, src) in plane.chunks_exact(w).enumerate() {
                 padded[(y + py) * pw + px..][..w].copy_from_slice(src);
             }
@@ -314,7 +334,7 @@ fn channel_blocks<const FMA: bool, const N: usize>(
     from
 }
 
-unary_op!(Depthwise, "DepthwiseFast");
+unary_op!(Depthwise, "DepthwiseFast", in_place);
 
 /// [`Depthwise`] in place of `node`, if it is a plain depthwise `Conv`.
 pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
@@ -374,6 +394,11 @@ mod tests {
                 };
                 let mut got = vec![f32::NAN; c * oh * ow];
                 op.run(&input, &mut got);
+                if op.in_place() {
+                    let mut data = input.clone();
+                    op.run_in_place(&mut data);
+                    assert_eq!(data, got, "in place, {c}x{h}x{w} k{k}");
+                }
                 for ch in 0..c {
                     for oy in 0..oh {
                         for ox in 0..ow {

@@ -88,6 +88,31 @@ pub fn starts(len: usize, block: usize) -> impl Iterator<Item = usize> {
     (0..len - block + 1).step_by(block).chain(tail)
 }
 
+/// Where an op reads its input from.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A tensor of its own.
+    Separate(&'a [f32]),
+    /// The output buffer, which then holds the input and is overwritten (the op's input
+    /// and output have the same shape). Saves allocating and clearing the output.
+    InPlace,
+}
+
+impl<'a> Input<'a> {
+    /// The input apart from the output `out`, for loops that read inputs after writing
+    /// outputs: when in place, a copy of `out` kept in `copy`.
+    #[inline(always)]
+    pub fn apart(self, out: &[f32], copy: &'a mut Vec<f32>) -> &'a [f32] {
+        match self {
+            Input::Separate(input) => input,
+            Input::InPlace => {
+                copy.extend_from_slice(out);
+                copy
+            }
+        }
+    }
+}
+
 /// Whether this CPU has AVX2 and FMA, which our x86 kernels need.
 pub fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -120,10 +145,39 @@ pub fn noise(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Implements tract's operator traits for an op of ours with one f32 input, an output of
-/// the fixed shape `self.output_shape()`, computed by `self.run(input, output)`.
+/// A new output of `shape`, computed by `run(input, output)`.
+pub fn fresh_output(
+    shape: &[usize],
+    input: &TValue,
+    run: impl FnOnce(&[f32], &mut [f32]),
+) -> TractResult<Tensor> {
+    let mut out = Tensor::zero::<f32>(shape)?;
+    run(input.as_slice::<f32>()?, out.as_slice_mut::<f32>()?);
+    Ok(out)
+}
+
+/// Implements tract's operator traits for an op of ours with one f32 input and an output
+/// of the fixed shape `self.output_shape()`, computed by `self.run(input, output)`. With
+/// `in_place`, the op overwrites its input instead where `self.in_place()` says it can:
+/// `self.run_in_place(data)`.
 macro_rules! unary_op {
     ($op:ty, $name:literal) => {
+        unary_op!(@impl $op, $name, |op: &$op, input: TValue| {
+            super::kernel::fresh_output(&op.output_shape(), &input, |i, o| op.run(i, o))
+        });
+    };
+    ($op:ty, $name:literal, in_place) => {
+        unary_op!(@impl $op, $name, |op: &$op, input: TValue| {
+            if !op.in_place() {
+                return super::kernel::fresh_output(&op.output_shape(), &input, |i, o| op.run(i, o));
+            }
+            // Owned when this op is the input's only reader, so no copy in the usual case.
+            let mut data = input.into_tensor();
+            op.run_in_place(data.as_slice_mut::<f32>()?);
+            Ok(data)
+        });
+    };
+    (@impl $op:ty, $name:literal, $eval:expr) => {
         impl Op for $op {
             fn name(&self) -> StaticName {
                 $name.into()
@@ -137,10 +191,9 @@ macro_rules! unary_op {
                 true
             }
 
-            fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-                let mut out = Tensor::zero::<f32>(&self.output_shape())?;
-                self.run(inputs[0].as_slice::<f32>()?, out.as_slice_mut::<f32>()?);
-                Ok(tvec!(out.into_tvalue()))
+            fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+                let eval: fn(&$op, TValue) -> TractResult<Tensor> = $eval;
+                Ok(tvec!(eval(self, inputs.remove(0))?.into_tvalue()))
             }
         }
 

@@ -16,7 +16,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::Substitution;
 use super::graph::{binary_reader, constant, relu_after};
-use super::kernel::{self, madd};
+use super::kernel::{self, Input, madd};
 
 /// Output channels computed together.
 const ROWS: usize = 4;
@@ -45,8 +45,13 @@ impl Pointwise {
         self.shape[self.shape.len() - 2..].iter().product()
     }
 
+    /// Whether the output may overwrite the input `x` (as many outputs as inputs).
+    fn in_place(&self) -> bool {
+        self.inputs == self.outputs
+    }
+
     /// Runs the convolution, with AVX2 and FMA where the CPU has them.
-    fn run(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+    fn run(&self, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
@@ -58,19 +63,23 @@ impl Pointwise {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2_fma(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+    unsafe fn run_avx2_fma(&self, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
         self.run_with::<true>(x, residual, out);
     }
 
     /// Tiles of pixels whose inputs are first copied together (input channels lie a whole
     /// plane apart, a power of two for most tensors, where caches alias them), then blocks
-    /// of [`ROWS`] × [`COLUMNS`] outputs. The last block along each axis ends at the edge
-    /// and may overlap the one before (recomputing the same values), so only tensors
-    /// smaller than a block take the narrow paths.
+    /// of [`ROWS`] × [`COLUMNS`] outputs. Tiles do not overlap (a short remainder joins
+    /// the last tile), so an output overwrites inputs already copied; inside a tile, the
+    /// last block along each axis ends at the edge and may overlap the one before
+    /// (recomputing the same values), so only tensors smaller than a block take the
+    /// narrow paths.
     #[inline(always)]
-    fn run_with<const AVX2: bool>(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+    fn run_with<const AVX2: bool>(&self, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
         let pixels = self.pixels();
         if pixels < COLUMNS {
+            let mut copy = Vec::new();
+            let x = x.apart(out, &mut copy);
             for p in 0..pixels {
                 for o in 0..self.outputs {
                     self.block::<AVX2, 1, 1>((x, pixels, p), residual, out, o, p);
@@ -79,13 +88,22 @@ impl Pointwise {
             return;
         }
         let tile = ((TILE_FLOATS / self.inputs / COLUMNS).max(1) * COLUMNS).min(pixels);
-        let mut packed = vec![0.0f32; self.inputs * tile];
-        for start in kernel::starts(pixels, tile) {
-            for (i, row) in packed.chunks_exact_mut(tile).enumerate() {
-                row.copy_from_slice(&x[i * pixels + start..][..tile]);
+        let mut packed = vec![0.0f32; self.inputs * (tile + COLUMNS)];
+        let mut start = 0;
+        while start < pixels {
+            let mut len = tile.min(pixels - start);
+            if pixels - start - len < COLUMNS {
+                len = pixels - start;
             }
-            for p in kernel::starts(tile, COLUMNS) {
-                let x = (&packed[..], tile, p);
+            let source = match x {
+                Input::Separate(x) => x,
+                Input::InPlace => out,
+            };
+            for (i, row) in packed.chunks_exact_mut(len).take(self.inputs).enumerate() {
+                row.copy_from_slice(&source[i * pixels + start..][..len]);
+            }
+            for p in kernel::starts(len, COLUMNS) {
+                let x = (&packed[..], len, p);
                 for o in kernel::starts(self.outputs, ROWS) {
                     self.block::<AVX2, ROWS, COLUMNS>(x, residual, out, o, start + p);
                 }
@@ -93,6 +111,7 @@ impl Pointwise {
                     self.block::<AVX2, 1, COLUMNS>(x, residual, out, o, start + p);
                 }
             }
+            start += len;
         }
     }
 
@@ -211,14 +230,26 @@ impl EvalOp for Pointwise {
         true
     }
 
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = inputs[0].as_slice::<f32>()?;
-        let residual = match inputs.get(1) {
+    fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = inputs.remove(0);
+        let residual = match inputs.first() {
             Some(r) => Some(r.as_slice::<f32>()?),
             None => None,
         };
-        let mut out = Tensor::zero::<f32>(&self.shape)?;
-        self.run(x, residual, out.as_slice_mut::<f32>()?);
+        let out = if self.in_place() {
+            // Owned when this op is the input's only reader, so no copy in the usual case.
+            let mut data = x.into_tensor();
+            self.run(Input::InPlace, residual, data.as_slice_mut::<f32>()?);
+            data
+        } else {
+            let mut out = Tensor::zero::<f32>(&self.shape)?;
+            self.run(
+                Input::Separate(x.as_slice()?),
+                residual,
+                out.as_slice_mut()?,
+            );
+            out
+        };
         Ok(tvec!(out.into_tvalue()))
     }
 }
@@ -303,9 +334,10 @@ mod tests {
     use super::super::kernel::noise;
     use super::*;
 
-    /// The op against the definition, on both paths, over block and tile edges: output
-    /// channels below and off the block of 4, pixels below, off and across the block of
-    /// 24 and the tile, with and without residual and ReLU.
+    /// The op against the definition, on both paths and in place, over block and tile
+    /// edges: output channels below and off the block of 4, pixels below, off and across
+    /// the block of 24 and the tile (with a remainder shorter than a block), with and
+    /// without residual and ReLU.
     #[test]
     fn matches_the_definition() {
         for (inputs, outputs, h, w) in [
@@ -314,6 +346,8 @@ mod tests {
             (7, 42, 9, 31),
             (96, 6, 8, 8),
             (5, 9, 40, 41),
+            (4, 4, 2, 5),
+            (9, 9, 2, 449),
         ] {
             for (residual, relu) in [(false, false), (true, true), (false, true)] {
                 let pixels = h * w;
@@ -331,9 +365,14 @@ mod tests {
                 let res = noise(outputs * pixels, 4);
                 let res = residual.then_some(&res[..]);
                 let mut portable = vec![f32::NAN; outputs * pixels];
-                op.run_with::<false>(&x, res, &mut portable);
+                op.run_with::<false>(Input::Separate(&x), res, &mut portable);
                 let mut native = vec![f32::NAN; outputs * pixels];
-                op.run(&x, res, &mut native);
+                op.run(Input::Separate(&x), res, &mut native);
+                if op.in_place() {
+                    let mut data = x.clone();
+                    op.run(Input::InPlace, res, &mut data);
+                    assert_eq!(data, native, "in place, {inputs}→{outputs} on {h}×{w}");
+                }
                 for o in 0..outputs {
                     for p in 0..pixels {
                         let mut want = op.bias[o] + res.map_or(0.0, |r| r[o * pixels + p]);

@@ -3,7 +3,7 @@
 //!
 //! tract lowers such a convolution to an image-to-column copy and a matrix product, which
 //! with BlazeFace's 5×5, stride-2, 3→24 first layer costs a sixth of the detector's time.
-//! [`Stem`] accumulates, for eight outputs along a row, many output channels in registers
+//! [`Stem`] accumulates, for blocks of outputs along a row, several output channels in registers
 //! across all taps, reading a zero-bordered copy of the input split by column phase.
 
 use std::sync::Arc;
@@ -95,8 +95,9 @@ impl Stem {
         }
     }
 
-    /// Eight outputs along a row at a time (the last block overlapping the one before),
-    /// output channels in groups of twelve registers. The padded input is first split by
+    /// Sixteen outputs along a row at a time (eight in narrow rows; the last block
+    /// overlapping the one before) for six output channels (twelve in narrow rows): each
+    /// tap's two input loads then serve twelve multiply-adds. The padded input is first split by
     /// column phase (for stride 2: even columns, then odd ones), so that the inputs of
     /// consecutive outputs lie next to each other for every tap.
     ///
@@ -135,7 +136,9 @@ impl Stem {
                 }
                 continue;
             }
-            for ox in kernel::starts(ow, LANES) {
+            let wide = ow >= 2 * LANES;
+            let width = if wide { 2 * LANES } else { LANES };
+            for ox in kernel::starts(ow, width) {
                 let block = (
                     &phased[..],
                     &offsets[..],
@@ -144,17 +147,19 @@ impl Stem {
                 );
                 let mut o = 0;
                 while o < self.outputs {
-                    o += match self.outputs - o {
-                        12.. => unsafe { self.block_avx2::<12>(block, o, out) },
-                        4.. => unsafe { self.block_avx2::<4>(block, o, out) },
-                        _ => unsafe { self.block_avx2::<1>(block, o, out) },
+                    o += match (wide, self.outputs - o) {
+                        (true, 6..) => unsafe { self.block_avx2::<2, 6>(block, o, out) },
+                        (true, _) => unsafe { self.block_avx2::<2, 1>(block, o, out) },
+                        (false, 12..) => unsafe { self.block_avx2::<1, 12>(block, o, out) },
+                        (false, 4..) => unsafe { self.block_avx2::<1, 4>(block, o, out) },
+                        (false, _) => unsafe { self.block_avx2::<1, 1>(block, o, out) },
                     };
                 }
             }
         }
     }
 
-    /// Output channels `[first, first + G)` of eight outputs from `(oy, ox)`, whose
+    /// Output channels `[first, first + G)` of `P` × 8 outputs from `(oy, ox)`, whose
     /// inputs start at `base` in the phased input; returns `G`.
     ///
     /// # Safety
@@ -164,7 +169,7 @@ impl Stem {
     // Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the cross
     // toolchain) still counts them as unsafe calls.
     #[allow(unsafe_op_in_unsafe_fn)]
-    unsafe fn block_avx2<const G: usize>(
+    unsafe fn block_avx2<const P: usize, const G: usize>(
         &self,
         (phased, offsets, base, (oy, ox)): (&[f32], &[usize], usize, (usize, usize)),
         first: usize,
@@ -172,23 +177,29 @@ impl Stem {
     ) -> usize {
         use std::arch::x86_64::*;
         let (oh, ow) = self.geometry.output_hw;
-        let mut acc = [_mm256_setzero_ps(); G];
+        let mut acc = [[_mm256_setzero_ps(); P]; G];
         for (t, offset) in offsets.iter().enumerate() {
-            let x = &phased[base + offset..][..LANES];
-            let x = unsafe { _mm256_loadu_ps(x.as_ptr()) };
+            let x = &phased[base + offset..][..P * LANES];
+            let x: [__m256; P] =
+                std::array::from_fn(|p| unsafe { _mm256_loadu_ps(x[p * LANES..].as_ptr()) });
             let w = &self.weights[t * self.outputs + first..][..G];
             for (a, w) in acc.iter_mut().zip(w) {
-                *a = _mm256_fmadd_ps(_mm256_set1_ps(*w), x, *a);
+                let w = _mm256_set1_ps(*w);
+                for (a, x) in a.iter_mut().zip(&x) {
+                    *a = _mm256_fmadd_ps(w, *x, *a);
+                }
             }
         }
         for (g, a) in acc.iter().enumerate() {
             let o = first + g;
-            let mut v = _mm256_add_ps(*a, _mm256_set1_ps(self.bias[o]));
-            if self.relu {
-                v = _mm256_max_ps(v, _mm256_setzero_ps());
+            let dst = &mut out[(o * oh + oy) * ow + ox..][..P * LANES];
+            for (a, dst) in a.iter().zip(dst.chunks_exact_mut(LANES)) {
+                let mut v = _mm256_add_ps(*a, _mm256_set1_ps(self.bias[o]));
+                if self.relu {
+                    v = _mm256_max_ps(v, _mm256_setzero_ps());
+                }
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
             }
-            let dst = &mut out[(o * oh + oy) * ow + ox..][..LANES];
-            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
         }
         G
     }
@@ -267,11 +278,12 @@ mod tests {
     use super::*;
 
     /// Both paths against the definition, over strides, dilation, asymmetric padding,
-    /// rows narrower than a block and off its size, with and without ReLU.
+    /// rows narrower than either block and off their sizes, with and without ReLU.
     #[test]
     fn matches_the_definition() {
         for (i, o, h, w, k, stride, dilation, pad, relu) in [
             (3, 24, 20, 22, 5, 2, 1, (1, 2), true),
+            (3, 24, 12, 70, 5, 2, 1, (2, 1), false),
             (1, 8, 9, 3, 3, 1, 2, (2, 2), false),
             (4, 16, 15, 17, 3, 1, 1, (0, 1), true),
             (3, 5, 6, 7, 3, 2, 1, (1, 1), true),
