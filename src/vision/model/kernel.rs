@@ -84,6 +84,7 @@ pub fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
 /// if some remain (overlapping the one before, to recompute the same values). `len`
 /// must be at least `block`.
 pub fn starts(len: usize, block: usize) -> impl Iterator<Item = usize> {
+    debug_assert!(len >= block, "{len} is shorter than a block of {block}");
     let tail = (len % block != 0).then_some(len - block);
     (0..len - block + 1).step_by(block).chain(tail)
 }
@@ -119,6 +120,22 @@ pub fn avx2_fma() -> bool {
     return std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma");
     #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether this CPU has AVX-512 (F) and the compiler can build code for it: its
+/// intrinsics and target feature are stable from Rust 1.89 on, while the ARM cross
+/// builds use 1.85 (and need none of it).
+#[rustversion::since(1.89)]
+pub fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[rustversion::before(1.89)]
+pub fn avx512() -> bool {
     false
 }
 
@@ -158,8 +175,8 @@ pub fn fresh_output(
 
 /// Implements tract's operator traits for an op of ours with one f32 input and an output
 /// of the fixed shape `self.output_shape()`, computed by `self.run(input, output)`. With
-/// `in_place`, the op overwrites its input instead where `self.in_place()` says it can:
-/// `self.run_in_place(data)`.
+/// `in_place`, the op overwrites its input instead where `self.in_place()` says it can
+/// and no other op reads that input: `self.run_in_place(data)`.
 macro_rules! unary_op {
     ($op:ty, $name:literal) => {
         unary_op!(@impl $op, $name, |op: &$op, input: TValue| {
@@ -168,10 +185,10 @@ macro_rules! unary_op {
     };
     ($op:ty, $name:literal, in_place) => {
         unary_op!(@impl $op, $name, |op: &$op, input: TValue| {
-            if !op.in_place() {
+            // A shared input would first be copied: no cheaper than a new output.
+            if !op.in_place() || !input.is_exclusive() {
                 return super::kernel::fresh_output(&op.output_shape(), &input, |i, o| op.run(i, o));
             }
-            // Owned when this op is the input's only reader, so no copy in the usual case.
             let mut data = input.into_tensor();
             op.run_in_place(data.as_slice_mut::<f32>()?);
             Ok(data)

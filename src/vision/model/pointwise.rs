@@ -7,6 +7,8 @@
 //! detector's time. [`Pointwise`] reads the channels-first input where it lies: for a
 //! block of pixels and of output channels, every input channel is accumulated in
 //! registers, then the bias, the residual and the ReLU are applied before one store.
+//! AVX-512, AVX2 or plain Rust, whichever the CPU (and compiler) has; the output
+//! overwrites the input when no other op reads it.
 
 use std::sync::Arc;
 
@@ -18,9 +20,10 @@ use super::Substitution;
 use super::graph::{binary_reader, constant, relu_after};
 use super::kernel::{self, Input, madd};
 
-/// Output channels computed together.
+/// Output channels computed together (AVX-512: [`avx512::ROWS`]).
 const ROWS: usize = 4;
-/// Pixels computed together (three AVX2 registers, six NEON ones, per output channel).
+/// Pixels computed together (three AVX2 registers, six NEON ones, per output channel;
+/// AVX-512: [`avx512::COLUMNS`]).
 const COLUMNS: usize = 24;
 /// Floats of input copied together: a tile of pixels of every input channel fits in L1.
 const TILE_FLOATS: usize = 8 * 1024;
@@ -50,49 +53,61 @@ impl Pointwise {
         self.inputs == self.outputs
     }
 
-    /// Runs the convolution, with AVX2 and FMA where the CPU has them.
+    /// Runs the convolution, with AVX-512 or else AVX2 and FMA where the CPU has them.
     fn run(&self, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if kernel::avx2_fma() {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { self.run_avx2_fma(x, residual, out) };
-            return;
+        {
+            if kernel::avx512() {
+                // SAFETY: the CPU supports AVX-512, checked just above.
+                unsafe { avx512::run(self, x, residual, out) };
+                return;
+            }
+            if kernel::avx2_fma() {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                unsafe { self.run_avx2_fma(x, residual, out) };
+                return;
+            }
         }
-        self.run_with::<false>(x, residual, out);
+        self.run_with::<Portable<{ kernel::NATIVE_FMA }>, ROWS, COLUMNS>(x, residual, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2_fma(&self, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
-        self.run_with::<true>(x, residual, out);
+        self.run_with::<Avx2, ROWS, COLUMNS>(x, residual, out);
     }
 
     /// Tiles of pixels whose inputs are first copied together (input channels lie a whole
     /// plane apart, a power of two for most tensors, where caches alias them), then blocks
-    /// of [`ROWS`] × [`COLUMNS`] outputs. Tiles do not overlap (a short remainder joins
+    /// of `R` × `C` outputs. Tiles do not overlap (a short remainder joins
     /// the last tile), so an output overwrites inputs already copied; inside a tile, the
     /// last block along each axis ends at the edge and may overlap the one before
     /// (recomputing the same values), so only tensors smaller than a block take the
     /// narrow paths.
     #[inline(always)]
-    fn run_with<const AVX2: bool>(&self, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
+    fn run_with<K: Sums, const R: usize, const C: usize>(
+        &self,
+        x: Input,
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
         let pixels = self.pixels();
-        if pixels < COLUMNS {
+        if pixels < C {
             let mut copy = Vec::new();
             let x = x.apart(out, &mut copy);
             for p in 0..pixels {
                 for o in 0..self.outputs {
-                    self.block::<AVX2, 1, 1>((x, pixels, p), residual, out, o, p);
+                    self.block::<K, 1, 1>((x, pixels, p), residual, out, o, p);
                 }
             }
             return;
         }
-        let tile = ((TILE_FLOATS / self.inputs / COLUMNS).max(1) * COLUMNS).min(pixels);
-        let mut packed = vec![0.0f32; self.inputs * (tile + COLUMNS)];
+        let tile = ((TILE_FLOATS / self.inputs / C).max(1) * C).min(pixels);
+        let mut packed = vec![0.0f32; self.inputs * (tile + C)];
         let mut start = 0;
         while start < pixels {
             let mut len = tile.min(pixels - start);
-            if pixels - start - len < COLUMNS {
+            if pixels - start - len < C {
                 len = pixels - start;
             }
             let source = match x {
@@ -102,13 +117,16 @@ impl Pointwise {
             for (i, row) in packed.chunks_exact_mut(len).take(self.inputs).enumerate() {
                 row.copy_from_slice(&source[i * pixels + start..][..len]);
             }
-            for p in kernel::starts(len, COLUMNS) {
+            for p in kernel::starts(len, C) {
                 let x = (&packed[..], len, p);
-                for o in kernel::starts(self.outputs, ROWS) {
-                    self.block::<AVX2, ROWS, COLUMNS>(x, residual, out, o, start + p);
-                }
-                for o in 0..if self.outputs < ROWS { self.outputs } else { 0 } {
-                    self.block::<AVX2, 1, COLUMNS>(x, residual, out, o, start + p);
+                if self.outputs >= R {
+                    for o in kernel::starts(self.outputs, R) {
+                        self.block::<K, R, C>(x, residual, out, o, start + p);
+                    }
+                } else {
+                    for o in 0..self.outputs {
+                        self.block::<K, 1, C>(x, residual, out, o, start + p);
+                    }
                 }
             }
             start += len;
@@ -116,9 +134,9 @@ impl Pointwise {
     }
 
     /// Outputs `[o, o + R) × [p, p + C)`; `x` is the input (values, row length, column of
-    /// pixel `p` in it). `AVX2` when the CPU has AVX2 and FMA.
+    /// pixel `p` in it).
     #[inline(always)]
-    fn block<const AVX2: bool, const R: usize, const C: usize>(
+    fn block<K: Sums, const R: usize, const C: usize>(
         &self,
         x: (&[f32], usize, usize),
         residual: Option<&[f32]>,
@@ -127,22 +145,8 @@ impl Pointwise {
         p: usize,
     ) {
         let mut acc = [[0.0f32; C]; R];
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 && C == COLUMNS {
-            // SAFETY: `AVX2` is set only where the CPU has AVX2 and FMA.
-            unsafe {
-                sums_avx2::<R>(
-                    x,
-                    (&self.transposed, self.outputs),
-                    o,
-                    acc.as_flattened_mut(),
-                )
-            };
-        } else {
-            self.sums::<AVX2, R, C>(x, o, &mut acc);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.sums::<{ kernel::NATIVE_FMA }, R, C>(x, o, &mut acc);
+        // SAFETY: `K` is only chosen where the CPU has its instructions.
+        unsafe { K::sums(self, x, o, &mut acc) };
         let pixels = self.pixels();
         for (r, sums) in acc.iter_mut().enumerate() {
             let bias = self.bias[o + r];
@@ -178,43 +182,149 @@ impl Pointwise {
     }
 }
 
-/// [`Pointwise::sums`] for `R` × [`COLUMNS`] outputs in AVX2 registers, stored in `acc`.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-// Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the cross
-// toolchain) still counts them as unsafe calls.
-#[allow(unsafe_op_in_unsafe_fn)]
-unsafe fn sums_avx2<const R: usize>(
-    (x, stride, column): (&[f32], usize, usize),
-    (transposed, outputs): (&[f32], usize),
-    o: usize,
-    acc: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    const LANES: usize = 8;
-    const REGS: usize = COLUMNS / LANES;
-    let inputs = transposed.len() / outputs;
-    let mut sums = [[_mm256_setzero_ps(); REGS]; R];
-    for i in 0..inputs {
-        let xs = &x[i * stride + column..][..COLUMNS];
-        let v: [__m256; REGS] =
-            std::array::from_fn(|k| unsafe { _mm256_loadu_ps(xs[k * LANES..][..LANES].as_ptr()) });
-        let ws = &transposed[i * outputs + o..][..R];
-        for (row, w) in sums.iter_mut().zip(ws) {
-            let w = _mm256_set1_ps(*w);
-            for (s, v) in row.iter_mut().zip(&v) {
-                *s = _mm256_fmadd_ps(w, *v, *s);
+/// How a path computes a block of sums: [`Pointwise::sums`] for `R` × `C` outputs.
+trait Sums {
+    /// # Safety
+    /// The CPU must have the instructions the implementation names.
+    unsafe fn sums<const R: usize, const C: usize>(
+        op: &Pointwise,
+        x: (&[f32], usize, usize),
+        o: usize,
+        acc: &mut [[f32; C]; R],
+    );
+}
+
+/// Plain Rust, with fused multiply-adds when `FMA`.
+struct Portable<const FMA: bool>;
+
+impl<const FMA: bool> Sums for Portable<FMA> {
+    #[inline(always)]
+    unsafe fn sums<const R: usize, const C: usize>(
+        op: &Pointwise,
+        x: (&[f32], usize, usize),
+        o: usize,
+        acc: &mut [[f32; C]; R],
+    ) {
+        op.sums::<FMA, R, C>(x, o, acc);
+    }
+}
+
+/// Defines the kernel `$kernel`: blocks `$columns` wide summed by `$name::<R>` in
+/// registers of `$lanes` floats (`$vector`, with its zero, load, splat, fused multiply-add
+/// and store intrinsics), narrower blocks in plain Rust with fused multiply-adds. `$gate`
+/// applies to every item, `$attr` to `$name`.
+macro_rules! simd_kernel {
+    ($(#[$gate:meta])* kernel $kernel:ident: $doc:literal;
+     $(#[$attr:meta])* fn $name:ident, $columns:expr, $vector:ident, $lanes:literal,
+     $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+        #[doc = $doc]
+        $(#[$gate])*
+        struct $kernel;
+
+        $(#[$gate])*
+        impl Sums for $kernel {
+            #[inline(always)]
+            unsafe fn sums<const R: usize, const C: usize>(
+                op: &Pointwise,
+                x: (&[f32], usize, usize),
+                o: usize,
+                acc: &mut [[f32; C]; R],
+            ) {
+                if C == $columns {
+                    let weights = (&op.transposed[..], op.outputs);
+                    // SAFETY: the caller checked that the CPU has the instructions.
+                    unsafe { $name::<R>(x, weights, o, acc.as_flattened_mut()) };
+                } else {
+                    op.sums::<true, R, C>(x, o, acc);
+                }
             }
         }
-    }
-    for (row, dst) in sums.iter().zip(acc.chunks_exact_mut(COLUMNS)) {
-        for (s, d) in row.iter().zip(dst.chunks_exact_mut(LANES)) {
-            unsafe { _mm256_storeu_ps(d.as_mut_ptr(), *s) };
+
+        /// [`Pointwise::sums`] for `R` × `$columns` outputs in registers, stored in `acc`.
+        ///
+        /// # Safety
+        /// The CPU must have the instructions of the kernel.
+        $(#[$gate])*
+        $(#[$attr])*
+        unsafe fn $name<const R: usize>(
+            (x, stride, column): (&[f32], usize, usize),
+            (transposed, outputs): (&[f32], usize),
+            o: usize,
+            acc: &mut [f32],
+        ) {
+            use std::arch::x86_64::*;
+            const REGS: usize = $columns / $lanes;
+            let inputs = transposed.len() / outputs;
+            let mut sums = [[$zero(); REGS]; R];
+            for i in 0..inputs {
+                let xs = &x[i * stride + column..][..$columns];
+                // SAFETY: each load reads `$lanes` floats inside `xs`.
+                let v: [$vector; REGS] =
+                    std::array::from_fn(|k| unsafe { $load(xs[k * $lanes..][..$lanes].as_ptr()) });
+                let ws = &transposed[i * outputs + o..][..R];
+                for (row, w) in sums.iter_mut().zip(ws) {
+                    let w = $splat(*w);
+                    for (s, v) in row.iter_mut().zip(&v) {
+                        *s = $fma(w, *v, *s);
+                    }
+                }
+            }
+            for (row, dst) in sums.iter().zip(acc.chunks_exact_mut($columns)) {
+                for (s, d) in row.iter().zip(dst.chunks_exact_mut($lanes)) {
+                    // SAFETY: `d` holds `$lanes` floats.
+                    unsafe { $store(d.as_mut_ptr(), *s) };
+                }
+            }
         }
+    };
+}
+
+simd_kernel!(
+    #[cfg(target_arch = "x86_64")]
+    kernel Avx2: "AVX2 and FMA.";
+    #[target_feature(enable = "avx2,fma")]
+    // Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the
+    // cross toolchain) still counts them as unsafe calls.
+    #[allow(unsafe_op_in_unsafe_fn)]
+    fn sums_avx2, COLUMNS, __m256, 8,
+    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps
+);
+
+/// AVX-512, built where the compiler has it stable (see [`kernel::avx512`]): twice the
+/// AVX2 work per instruction.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+
+    /// Output channels computed together: 24 of the 32 registers accumulate.
+    #[rustversion::since(1.89)]
+    pub const ROWS: usize = 8;
+    /// Pixels computed together: three registers per output channel.
+    #[rustversion::since(1.89)]
+    pub const COLUMNS: usize = 48;
+
+    /// Runs `op` with AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 (F), as [`kernel::avx512`] checks.
+    #[rustversion::since(1.89)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn run(op: &Pointwise, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
+        op.run_with::<Avx512, ROWS, COLUMNS>(x, residual, out);
     }
+
+    #[rustversion::before(1.89)]
+    pub unsafe fn run(_: &Pointwise, _: Input, _: Option<&[f32]>, _: &mut [f32]) {
+        unreachable!("AVX-512 code needs Rust 1.89");
+    }
+
+    simd_kernel!(
+        #[rustversion::since(1.89)]
+        kernel Avx512: "AVX-512 (F).";
+        #[target_feature(enable = "avx512f")]
+        fn sums_avx512, COLUMNS, __m512, 16,
+        _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps
+    );
 }
 
 impl Op for Pointwise {
@@ -236,8 +346,8 @@ impl EvalOp for Pointwise {
             Some(r) => Some(r.as_slice::<f32>()?),
             None => None,
         };
-        let out = if self.in_place() {
-            // Owned when this op is the input's only reader, so no copy in the usual case.
+        // A shared input would first be copied: no cheaper than a new output.
+        let out = if self.in_place() && x.is_exclusive() {
             let mut data = x.into_tensor();
             self.run(Input::InPlace, residual, data.as_slice_mut::<f32>()?);
             data
@@ -334,14 +444,15 @@ mod tests {
     use super::super::kernel::noise;
     use super::*;
 
-    /// The op against the definition, on both paths and in place, over block and tile
-    /// edges: output channels below and off the block of 4, pixels below, off and across
-    /// the block of 24 and the tile (with a remainder shorter than a block), with and
-    /// without residual and ReLU.
+    /// The op against the definition, on every path this CPU has and in place, over
+    /// block and tile edges: output channels below and off the blocks (4 or 8), pixels
+    /// below, off and across the blocks (24 or 48) and the tile (with a remainder shorter
+    /// than a block), with and without residual and ReLU.
     #[test]
     fn matches_the_definition() {
         for (inputs, outputs, h, w) in [
             (3, 2, 3, 5),
+            (5, 3, 6, 9),
             (24, 24, 16, 16),
             (7, 42, 9, 31),
             (96, 6, 8, 8),
@@ -365,7 +476,18 @@ mod tests {
                 let res = noise(outputs * pixels, 4);
                 let res = residual.then_some(&res[..]);
                 let mut portable = vec![f32::NAN; outputs * pixels];
-                op.run_with::<false>(Input::Separate(&x), res, &mut portable);
+                op.run_with::<Portable<false>, ROWS, COLUMNS>(
+                    Input::Separate(&x),
+                    res,
+                    &mut portable,
+                );
+                // AVX2 even where `run` takes AVX-512.
+                let mut avx2 = portable.clone();
+                #[cfg(target_arch = "x86_64")]
+                if kernel::avx2_fma() {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                    unsafe { op.run_avx2_fma(Input::Separate(&x), res, &mut avx2) };
+                }
                 let mut native = vec![f32::NAN; outputs * pixels];
                 op.run(Input::Separate(&x), res, &mut native);
                 if op.in_place() {
@@ -382,7 +504,8 @@ mod tests {
                         if relu {
                             want = want.max(0.0);
                         }
-                        for got in [portable[o * pixels + p], native[o * pixels + p]] {
+                        let at = o * pixels + p;
+                        for got in [portable[at], avx2[at], native[at]] {
                             assert!(
                                 (got - want).abs() < 1e-5,
                                 "{inputs}→{outputs} on {h}×{w}: ({o}, {p}) is {got}, not {want}"
