@@ -1,5 +1,7 @@
 //! Benchmarks printed as JSON lines for `scripts/bench`:
-//! `bench stages` — per-stage latency of one enrolment and raw model runs;
+//! `bench stages` — per-stage latency of one enrolment;
+//! `bench models RUNS` — the run times of each model (`scripts/bench` alternates these
+//! with onnxruntime's, so that both see the same machine load);
 //! `bench load ADDR SECONDS CLIENTS IMAGE` — enrolments per second over HTTP.
 
 use std::io::{Read, Write};
@@ -16,18 +18,23 @@ use tract_onnx::prelude::*;
 
 const RUNS: usize = 40;
 
-/// Median and 90th percentile of `f`'s run time, in milliseconds.
-fn time<T>(mut f: impl FnMut() -> T) -> (f64, f64) {
+/// `runs` run times of `f` in milliseconds, after three warm-up runs.
+fn samples<T>(runs: usize, mut f: impl FnMut() -> T) -> Vec<f64> {
     for _ in 0..3 {
         std::hint::black_box(f());
     }
-    let mut ms: Vec<f64> = (0..RUNS)
+    (0..runs)
         .map(|_| {
             let t = Instant::now();
             std::hint::black_box(f());
             t.elapsed().as_secs_f64() * 1e3
         })
-        .collect();
+        .collect()
+}
+
+/// Median and 90th percentile of `f`'s run time, in milliseconds.
+fn time<T>(f: impl FnMut() -> T) -> (f64, f64) {
+    let mut ms = samples(RUNS, f);
     ms.sort_by(f64::total_cmp);
     (ms[RUNS / 2], ms[RUNS * 9 / 10])
 }
@@ -105,6 +112,12 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    Ok(())
+}
+
+/// `runs` run times of each model on a fixed input, one JSON line per model.
+fn models(runs: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = default_models_dir();
     let models = [
         ("blazeface_front_128.onnx", [1, 128, 128, 3]),
         ("blazeface_back_256.onnx", [1, 256, 256, 3]),
@@ -116,10 +129,12 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
             ((x * 7 + y * 3 + c) % 255) as f32 / 127.5 - 1.0
         })
         .into();
-        let (p50, p90) = time(|| plan.run(tvec!(input.clone().into())).map(|o| o.len()));
+        let ms = samples(runs, || {
+            plan.run(tvec!(input.clone().into())).map(|o| o.len())
+        });
         println!(
             "{}",
-            serde_json::json!({"kind": "model", "model": file, "p50_ms": p50, "p90_ms": p90})
+            serde_json::json!({"kind": "model", "model": file, "samples_ms": ms})
         );
     }
     Ok(())
@@ -190,9 +205,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_slice()
     {
         ["stages", out_dir] => stages(out_dir),
+        ["models", runs] => models(runs.parse()?),
         ["load", addr, seconds, clients, image] => {
             load(addr, seconds.parse()?, clients.parse()?, image)
         }
-        _ => Err("usage: bench stages OUT_DIR | bench load ADDR SECONDS CLIENTS IMAGE".into()),
+        _ => Err(
+            "usage: bench stages OUT_DIR | bench models RUNS | bench load ADDR SECONDS CLIENTS IMAGE"
+                .into(),
+        ),
     }
 }
