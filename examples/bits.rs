@@ -69,11 +69,7 @@ fn stats(values: &[f64]) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let models = Models::load(&default_models_dir())?;
-    let opts = decode::DecodeOptions {
-        base64: false,
-        exif_transpose: true,
-        max_pixels: 50_000_000,
-    };
+    let opts = decode::DecodeOptions::file(50_000_000);
     let mut faces: Vec<(String, Embedding)> = Vec::new();
     let mut group = false;
     for arg in std::env::args().skip(1) {

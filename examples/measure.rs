@@ -6,11 +6,7 @@ use recognize_agent::vision::{Models, decode, default_models_dir};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let models = Models::load(&default_models_dir())?;
-    let opts = decode::DecodeOptions {
-        base64: false,
-        exif_transpose: true,
-        max_pixels: 50_000_000,
-    };
+    let opts = decode::DecodeOptions::file(50_000_000);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, path] = args.as_slice() {
         if flag != "--faces-json" {

@@ -122,9 +122,8 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
         } => {
             let body = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let opts = DecodeOptions {
-                base64: false,
                 exif_transpose: !no_exif_transpose,
-                max_pixels: cli.max_pixels,
+                ..DecodeOptions::file(cli.max_pixels)
             };
             let outcome = enroller
                 .enroll(&body, scenario, &opts)

@@ -18,6 +18,17 @@ pub struct DecodeOptions {
     pub max_pixels: u64,
 }
 
+impl DecodeOptions {
+    /// A plain image file (not base64) with its EXIF orientation applied.
+    pub fn file(max_pixels: u64) -> DecodeOptions {
+        DecodeOptions {
+            base64: false,
+            exif_transpose: true,
+            max_pixels,
+        }
+    }
+}
+
 /// Why a body could not become an image.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DecodeError {
