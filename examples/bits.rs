@@ -134,14 +134,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let rows = projection(projected, 0x5eed);
         let projections: Vec<Vec<f32>> = faces.iter().map(|(_, e)| project(&rows, e)).collect();
+        // The bits each face keeps when it is the enrolled one.
+        let selected: Vec<Vec<usize>> =
+            projections.iter().map(|p| most_reliable(p, kept)).collect();
         let rate = |same: bool| -> Vec<f64> {
             pairs
                 .iter()
                 .filter(|p| p.2 == same)
-                .map(|&(i, j, _)| {
-                    let selected = most_reliable(&projections[i], kept);
-                    ber(&projections[i], &projections[j], &selected)
-                })
+                .map(|&(i, j, _)| ber(&projections[i], &projections[j], &selected[i]))
                 .collect()
         };
         println!(

@@ -107,23 +107,14 @@ impl Depthwise {
             .filter(|&i| i < len)
     }
 
-    /// Whether [`Depthwise::run_in_place`] applies: channels first, output of the input's
+    /// Whether the output may overwrite the input: channels first, output of the input's
     /// shape (each plane is copied before its output overwrites it).
     fn in_place(&self) -> bool {
         !self.nhwc && self.geometry.input_hw == self.geometry.output_hw
     }
 
     /// Runs the convolution, with AVX2 and FMA where the CPU has them.
-    fn run(&self, input: &[f32], out: &mut [f32]) {
-        self.dispatch(Input::Separate(input), out);
-    }
-
-    /// Runs the convolution over its input, `data`, if [`Depthwise::in_place`].
-    fn run_in_place(&self, data: &mut [f32]) {
-        self.dispatch(Input::InPlace, data);
-    }
-
-    fn dispatch(&self, input: Input, out: &mut [f32]) {
+    fn run(&self, input: Input, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
@@ -393,10 +384,10 @@ mod tests {
                     bias: Arc::new(bias.clone()),
                 };
                 let mut got = vec![f32::NAN; c * oh * ow];
-                op.run(&input, &mut got);
+                op.run(Input::Separate(&input), &mut got);
                 if op.in_place() {
                     let mut data = input.clone();
-                    op.run_in_place(&mut data);
+                    op.run(Input::InPlace, &mut data);
                     assert_eq!(data, got, "in place, {c}x{h}x{w} k{k}");
                 }
                 for ch in 0..c {

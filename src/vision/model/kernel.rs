@@ -173,10 +173,27 @@ pub fn fresh_output(
     Ok(out)
 }
 
+/// The output computed by `run(input, output)`: over `input` itself if `in_place` (the
+/// op allows it) and no other op reads it, else a new tensor of `shape`. A shared input
+/// would first be copied, which is no cheaper than a new output.
+pub fn output(
+    input: TValue,
+    in_place: bool,
+    shape: &[usize],
+    run: impl FnOnce(Input, &mut [f32]),
+) -> TractResult<Tensor> {
+    if !in_place || !input.is_exclusive() {
+        return fresh_output(shape, &input, |i, o| run(Input::Separate(i), o));
+    }
+    let mut data = input.into_tensor();
+    run(Input::InPlace, data.as_slice_mut::<f32>()?);
+    Ok(data)
+}
+
 /// Implements tract's operator traits for an op of ours with one f32 input and an output
 /// of the fixed shape `self.output_shape()`, computed by `self.run(input, output)`. With
-/// `in_place`, the op overwrites its input instead where `self.in_place()` says it can
-/// and no other op reads that input: `self.run_in_place(data)`.
+/// `in_place`, `run` takes an [`Input`] and the output is [`output`]'s, where
+/// `self.in_place()` says the op may overwrite its input.
 macro_rules! unary_op {
     ($op:ty, $name:literal) => {
         unary_op!(@impl $op, $name, |op: &$op, input: TValue| {
@@ -185,13 +202,7 @@ macro_rules! unary_op {
     };
     ($op:ty, $name:literal, in_place) => {
         unary_op!(@impl $op, $name, |op: &$op, input: TValue| {
-            // A shared input would first be copied: no cheaper than a new output.
-            if !op.in_place() || !input.is_exclusive() {
-                return super::kernel::fresh_output(&op.output_shape(), &input, |i, o| op.run(i, o));
-            }
-            let mut data = input.into_tensor();
-            op.run_in_place(data.as_slice_mut::<f32>()?);
-            Ok(data)
+            super::kernel::output(input, op.in_place(), &op.output_shape(), |i, o| op.run(i, o))
         });
     };
     (@impl $op:ty, $name:literal, $eval:expr) => {

@@ -346,20 +346,9 @@ impl EvalOp for Pointwise {
             Some(r) => Some(r.as_slice::<f32>()?),
             None => None,
         };
-        // A shared input would first be copied: no cheaper than a new output.
-        let out = if self.in_place() && x.is_exclusive() {
-            let mut data = x.into_tensor();
-            self.run(Input::InPlace, residual, data.as_slice_mut::<f32>()?);
-            data
-        } else {
-            let mut out = Tensor::zero::<f32>(&self.shape)?;
-            self.run(
-                Input::Separate(x.as_slice()?),
-                residual,
-                out.as_slice_mut()?,
-            );
-            out
-        };
+        let out = kernel::output(x, self.in_place(), &self.shape, |x, out| {
+            self.run(x, residual, out)
+        })?;
         Ok(tvec!(out.into_tvalue()))
     }
 }

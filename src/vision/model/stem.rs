@@ -3,8 +3,9 @@
 //!
 //! tract lowers such a convolution to an image-to-column copy and a matrix product, which
 //! with BlazeFace's 5×5, stride-2, 3→24 first layer costs a sixth of the detector's time.
-//! [`Stem`] accumulates, for blocks of outputs along a row, several output channels in registers
-//! across all taps, reading a zero-bordered copy of the input split by column phase.
+//! [`Stem`] accumulates, for blocks of outputs along a row, several output channels in
+//! registers across all taps, reading a zero-bordered copy of the input split by column
+//! phase.
 
 use std::sync::Arc;
 
@@ -97,9 +98,9 @@ impl Stem {
 
     /// Sixteen outputs along a row at a time (eight in narrow rows; the last block
     /// overlapping the one before) for six output channels (twelve in narrow rows): each
-    /// tap's two input loads then serve twelve multiply-adds. The padded input is first split by
-    /// column phase (for stride 2: even columns, then odd ones), so that the inputs of
-    /// consecutive outputs lie next to each other for every tap.
+    /// tap's two input loads then serve twelve multiply-adds. The padded input is first
+    /// split by column phase (for stride 2: even columns, then odd ones), so that the
+    /// inputs of consecutive outputs lie next to each other for every tap.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
