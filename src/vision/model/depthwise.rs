@@ -113,33 +113,35 @@ impl Depthwise {
         !self.nhwc && self.geometry.input_hw == self.geometry.output_hw
     }
 
-    /// Runs the convolution, with AVX2 and FMA where the CPU has them.
+    /// Runs the convolution, with AVX2 and FMA where the CPU has them, and AVX-512 for
+    /// the rows it covers where the CPU has it too.
     fn run(&self, input: Input, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { self.run_avx2_fma(input, out) };
+            unsafe { self.run_avx2_fma(input, out, kernel::avx512()) };
             return;
         }
-        self.run_with::<{ kernel::NATIVE_FMA }>(input, out);
+        self.run_with::<{ kernel::NATIVE_FMA }>(input, out, false);
     }
 
+    /// With `avx512` (which the CPU must have), the rows [`avx512_row`] covers take it.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2_fma(&self, input: Input, out: &mut [f32]) {
-        self.run_with::<true>(input, out);
+    unsafe fn run_avx2_fma(&self, input: Input, out: &mut [f32], avx512: bool) {
+        self.run_with::<true>(input, out, avx512);
     }
 
     #[inline(always)]
-    fn run_with<const FMA: bool>(&self, input: Input, out: &mut [f32]) {
+    fn run_with<const FMA: bool>(&self, input: Input, out: &mut [f32], avx512: bool) {
         if self.nhwc {
             let mut copy = Vec::new();
             self.run_nhwc::<FMA>(input.apart(out, &mut copy), out);
         } else {
             match self.geometry.stride.1 {
-                1 => self.run_nchw::<FMA, 1>(input, out),
-                2 => self.run_nchw::<FMA, 2>(input, out),
-                _ => self.run_nchw::<FMA, 0>(input, out),
+                1 => self.run_nchw::<FMA, 1>(input, out, avx512),
+                2 => self.run_nchw::<FMA, 2>(input, out, false),
+                _ => self.run_nchw::<FMA, 0>(input, out, false),
             }
         }
     }
@@ -188,9 +190,15 @@ impl Depthwise {
     /// Channels first: each channel's plane is copied into a zero-bordered scratch plane,
     /// so that every output reads only inside it; then along each output row, blocks of
     /// outputs accumulate all taps in registers. `S` is the column stride when it is 1 or
-    /// 2 (known at compile time), 0 for any other.
+    /// 2 (known at compile time), 0 for any other. With `avx512` (which the CPU must
+    /// have), the rows [`avx512_row`] covers take it.
     #[inline(always)]
-    fn run_nchw<const FMA: bool, const S: usize>(&self, input: Input, out: &mut [f32]) {
+    fn run_nchw<const FMA: bool, const S: usize>(
+        &self,
+        input: Input,
+        out: &mut [f32],
+        avx512: bool,
+    ) {
         let Geometry {
             input_hw: (h, w),
             output_hw: (oh, ow),
@@ -221,28 +229,13 @@ impl Depthwise {
                 }
                 let row = &mut out[(ch * oh + oy) * ow..][..ow];
                 let geometry = (sx, dx, bias);
-                // Wide blocks, then the rest in one block ending at the row's end that
-                // overlaps outputs already written (with the same values).
-                let mut ox = 0;
-                while ox + 4 * LANES <= ow {
-                    row_block::<FMA, S, { 4 * LANES }>(row, &lines, ox, geometry);
-                    ox += 4 * LANES;
-                }
-                while ox + 2 * LANES <= ow {
-                    row_block::<FMA, S, { 2 * LANES }>(row, &lines, ox, geometry);
-                    ox += 2 * LANES;
-                }
-                if ox == ow {
+                if avx512 && S == 1 && dx == 1 && avx512_row(row, &lines, bias, (kh, kw)) {
                     continue;
-                } else if ow >= 2 * LANES {
-                    row_block::<FMA, S, { 2 * LANES }>(row, &lines, ow - 2 * LANES, geometry);
-                } else if ow >= LANES {
-                    row_block::<FMA, S, LANES>(row, &lines, 0, geometry);
-                    row_block::<FMA, S, LANES>(row, &lines, ow - LANES, geometry);
-                } else {
-                    for ox in 0..ow {
-                        row_block::<FMA, S, 1>(row, &lines, ox, geometry);
-                    }
+                }
+                match (kh, kw, dx, S) {
+                    (5, 5, 1, 1..) => output_row::<FMA, S, 5>(row, &lines, geometry),
+                    (3, 3, 1, 1..) => output_row::<FMA, S, 3>(row, &lines, geometry),
+                    _ => output_row::<FMA, S, 0>(row, &lines, geometry),
                 }
             }
         }
@@ -273,32 +266,175 @@ const LANES: usize = 8;
 /// last); larger kernels are left to tract.
 const MAX_TAPS: usize = 64;
 
-/// Channels first: writes `row[ox..ox + N]` from `lines` (padded input row, kernel
-/// row); `geometry` is the column stride, dilation and the bias.
+/// Channels first: writes the output row `row` from `lines` (padded input row, kernel
+/// row); `geometry` is the column stride, dilation and the bias. `K` is the kernel's side
+/// when it is square with dilation 1 (0 for any other): its loops then unroll.
 #[inline(always)]
-fn row_block<const FMA: bool, const S: usize, const N: usize>(
+fn output_row<const FMA: bool, const S: usize, const K: usize>(
+    row: &mut [f32],
+    lines: &[(&[f32], &[f32])],
+    geometry: (usize, usize, f32),
+) {
+    // Wide blocks, then the rest in one block ending at the row's end that overlaps
+    // outputs already written (with the same values).
+    let ow = row.len();
+    let mut ox = 0;
+    while ox + 4 * LANES <= ow {
+        row_block::<FMA, S, { 4 * LANES }, K>(row, lines, ox, geometry);
+        ox += 4 * LANES;
+    }
+    while ox + 2 * LANES <= ow {
+        row_block::<FMA, S, { 2 * LANES }, K>(row, lines, ox, geometry);
+        ox += 2 * LANES;
+    }
+    if ox == ow {
+    } else if ow >= 2 * LANES {
+        row_block::<FMA, S, { 2 * LANES }, K>(row, lines, ow - 2 * LANES, geometry);
+    } else if ow >= LANES {
+        row_block::<FMA, S, LANES, K>(row, lines, 0, geometry);
+        row_block::<FMA, S, LANES, K>(row, lines, ow - LANES, geometry);
+    } else {
+        for ox in 0..ow {
+            row_block::<FMA, S, 1, 0>(row, lines, ox, geometry);
+        }
+    }
+}
+
+/// [`output_row`] in AVX-512, which the CPU must have, for stride 1 and dilation 1,
+/// where it covers the row (a 3×3 or 5×5 kernel, a row of a register or more); returns
+/// whether it did.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[inline(always)]
+fn avx512_row(
+    row: &mut [f32],
+    lines: &[(&[f32], &[f32])],
+    bias: f32,
+    kernel_hw: (usize, usize),
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if row.len() >= avx512::LANES {
+        match kernel_hw {
+            // SAFETY (both): the caller checked that the CPU has AVX-512.
+            (5, 5) => unsafe { avx512::output_row::<5>(row, lines, bias) },
+            (3, 3) => unsafe { avx512::output_row::<3>(row, lines, bias) },
+            _ => return false,
+        }
+        return true;
+    }
+    false
+}
+
+/// Writes `row[ox..ox + N]`, as [`output_row`] defines.
+#[inline(always)]
+fn row_block<const FMA: bool, const S: usize, const N: usize, const K: usize>(
     row: &mut [f32],
     lines: &[(&[f32], &[f32])],
     ox: usize,
     (sx, dx, bias): (usize, usize, f32),
 ) {
     let mut acc = [bias; N];
-    for (line, taps) in lines {
-        for (kx, &t) in taps.iter().enumerate() {
-            let base = ox * sx + kx * dx;
-            if S == 0 {
+    if K > 0 {
+        // Every slice is checked once per kernel row, every index in it is constant.
+        for (line, taps) in &lines[..K] {
+            let (src, taps) = (&line[ox * S..][..(N - 1) * S + K], &taps[..K]);
+            for kx in 0..K {
                 for (i, a) in acc.iter_mut().enumerate() {
-                    *a = madd::<FMA>(t, line[base + i * sx], *a);
+                    *a = madd::<FMA>(taps[kx], src[kx + i * S], *a);
                 }
-            } else {
-                let src = &line[base..][..(N - 1) * S + 1];
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a = madd::<FMA>(t, src[i * S], *a);
+            }
+        }
+    } else {
+        for (line, taps) in lines {
+            for (kx, &t) in taps.iter().enumerate() {
+                let base = ox * sx + kx * dx;
+                if S == 0 {
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        *a = madd::<FMA>(t, line[base + i * sx], *a);
+                    }
+                } else {
+                    let src = &line[base..][..(N - 1) * S + 1];
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        *a = madd::<FMA>(t, src[i * S], *a);
+                    }
                 }
             }
         }
     }
     row[ox..ox + N].copy_from_slice(&acc);
+}
+
+/// Channels-first rows in AVX-512, built where the compiler has it stable (see
+/// [`kernel::avx512`]): twice the AVX2 work per instruction.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    /// Floats per register; rows must be at least this long.
+    pub const LANES: usize = 16;
+
+    /// [`super::output_row`] for stride 1 and a `K`×`K` kernel of dilation 1: blocks of
+    /// 8, 2 then 1 registers along the row, the last one ending at the row's end.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 (F).
+    #[rustversion::since(1.89)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn output_row<const K: usize>(
+        row: &mut [f32],
+        lines: &[(&[f32], &[f32])],
+        bias: f32,
+    ) {
+        let ow = row.len();
+        let mut ox = 0;
+        while ox + 8 * LANES <= ow {
+            block::<K, 8>(row, lines, ox, bias);
+            ox += 8 * LANES;
+        }
+        while ox + 2 * LANES <= ow {
+            block::<K, 2>(row, lines, ox, bias);
+            ox += 2 * LANES;
+        }
+        while ox + LANES <= ow {
+            block::<K, 1>(row, lines, ox, bias);
+            ox += LANES;
+        }
+        if ox < ow {
+            block::<K, 1>(row, lines, ow - LANES, bias);
+        }
+    }
+
+    /// Writes `row[ox..ox + R * LANES]`, `R` registers accumulating every tap.
+    #[rustversion::since(1.89)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn block<const K: usize, const R: usize>(
+        row: &mut [f32],
+        lines: &[(&[f32], &[f32])],
+        ox: usize,
+        bias: f32,
+    ) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm512_set1_ps(bias); R];
+        for (line, taps) in &lines[..K] {
+            let (src, taps) = (&line[ox..][..R * LANES + K - 1], &taps[..K]);
+            for (kx, tap) in taps.iter().enumerate() {
+                let tap = _mm512_set1_ps(*tap);
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let x = &src[kx + r * LANES..][..LANES];
+                    // SAFETY: the load reads the `LANES` floats of `x`.
+                    *a = _mm512_fmadd_ps(tap, unsafe { _mm512_loadu_ps(x.as_ptr()) }, *a);
+                }
+            }
+        }
+        let dst = &mut row[ox..][..R * LANES];
+        for (a, d) in acc.iter().zip(dst.chunks_exact_mut(LANES)) {
+            // SAFETY: `d` holds `LANES` floats.
+            unsafe { _mm512_storeu_ps(d.as_mut_ptr(), *a) };
+        }
+    }
+
+    #[rustversion::before(1.89)]
+    pub unsafe fn output_row<const K: usize>(_: &mut [f32], _: &[(&[f32], &[f32])], _: f32) {
+        unreachable!("AVX-512 code needs Rust 1.89");
+    }
 }
 
 /// Channels last: fills `acc[from..]` in blocks of `N` channels with the bias plus every
@@ -345,7 +481,8 @@ mod tests {
 
     /// The op against a direct evaluation of the definition, over the geometries the
     /// blocks and borders must cover: strides 1 to 3, dilation, asymmetric padding, rows
-    /// narrower and wider than a block, channel counts off the block sizes.
+    /// narrower and wider than a block, channel counts off the block sizes; AVX2 alone
+    /// and with the AVX-512 rows.
     #[test]
     fn matches_the_definition_on_every_geometry() {
         for nhwc in [false, true] {
@@ -356,6 +493,8 @@ mod tests {
                 (7, 11, 70, 3, 2, 2, 0),
                 (9, 8, 8, 7, 3, 1, 3),
                 (4, 14, 14, 3, 2, 1, 0),
+                (3, 6, 150, 5, 1, 1, 2),
+                (2, 5, 20, 3, 1, 1, 1),
             ] {
                 let pad_hw = (pad, pad / 2);
                 let out_len = |n: usize| (n + pad + pad - dilation * (k - 1) - 1) / stride + 1;
@@ -385,6 +524,13 @@ mod tests {
                 };
                 let mut got = vec![f32::NAN; c * oh * ow];
                 op.run(Input::Separate(&input), &mut got);
+                // AVX2 alone even where `run` takes AVX-512 for some rows.
+                let mut avx2 = got.clone();
+                #[cfg(target_arch = "x86_64")]
+                if kernel::avx2_fma() {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                    unsafe { op.run_avx2_fma(Input::Separate(&input), &mut avx2, false) };
+                }
                 if op.in_place() {
                     let mut data = input.clone();
                     op.run(Input::InPlace, &mut data);
@@ -413,12 +559,13 @@ mod tests {
                             } else {
                                 (ch * oh + oy) * ow + ox
                             };
-                            assert!(
-                                (got[o] - want).abs() < 1e-5,
-                                "nhwc {nhwc}, {c}x{h}x{w} k{k} s{stride} d{dilation} p{pad}: \
-                                 output ({ch},{oy},{ox}) is {} not {want}",
-                                got[o]
-                            );
+                            for got in [got[o], avx2[o]] {
+                                assert!(
+                                    (got - want).abs() < 1e-5,
+                                    "nhwc {nhwc}, {c}x{h}x{w} k{k} s{stride} d{dilation} \
+                                     p{pad}: output ({ch},{oy},{ox}) is {got} not {want}",
+                                );
+                            }
                         }
                     }
                 }

@@ -85,7 +85,7 @@ impl Pointwise {
     /// (recomputing the same values), so only tensors smaller than a block take the
     /// narrow paths.
     #[inline(always)]
-    fn run_with<K: Sums, const R: usize, const C: usize>(
+    fn run_with<K: Block, const R: usize, const C: usize>(
         &self,
         x: Input,
         residual: Option<&[f32]>,
@@ -133,10 +133,10 @@ impl Pointwise {
         }
     }
 
-    /// Outputs `[o, o + R) × [p, p + C)`; `x` is the input (values, row length, column of
-    /// pixel `p` in it).
+    /// Outputs `[o, o + R) × [p, p + C)` by `K`; `x` is the input (values, row length,
+    /// column of pixel `p` in it).
     #[inline(always)]
-    fn block<K: Sums, const R: usize, const C: usize>(
+    fn block<K: Block, const R: usize, const C: usize>(
         &self,
         x: (&[f32], usize, usize),
         residual: Option<&[f32]>,
@@ -144,9 +144,30 @@ impl Pointwise {
         o: usize,
         p: usize,
     ) {
-        let mut acc = [[0.0f32; C]; R];
         // SAFETY: `K` is only chosen where the CPU has its instructions.
-        unsafe { K::sums(self, x, o, &mut acc) };
+        unsafe { K::block::<R, C>(self, x, residual, out, o, p) };
+    }
+
+    /// [`Pointwise::block`] in plain Rust, with fused multiply-adds when `FMA`.
+    #[inline(always)]
+    fn portable_block<const FMA: bool, const R: usize, const C: usize>(
+        &self,
+        (x, stride, column): (&[f32], usize, usize),
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+        o: usize,
+        p: usize,
+    ) {
+        let mut acc = [[0.0f32; C]; R];
+        for i in 0..self.inputs {
+            let xs = &x[i * stride + column..][..C];
+            let ws = &self.transposed[i * self.outputs + o..][..R];
+            for (row, w) in acc.iter_mut().zip(ws) {
+                for (a, v) in row.iter_mut().zip(xs) {
+                    *a = madd::<FMA>(*w, *v, *a);
+                }
+            }
+        }
         let pixels = self.pixels();
         for (r, sums) in acc.iter_mut().enumerate() {
             let bias = self.bias[o + r];
@@ -161,99 +182,91 @@ impl Pointwise {
             out[(o + r) * pixels + p..][..C].copy_from_slice(sums);
         }
     }
-
-    /// `acc[r][c] = Σᵢ weights[o + r][i]·x[i][column + c]`, portably.
-    #[inline(always)]
-    fn sums<const FMA: bool, const R: usize, const C: usize>(
-        &self,
-        (x, stride, column): (&[f32], usize, usize),
-        o: usize,
-        acc: &mut [[f32; C]; R],
-    ) {
-        for i in 0..self.inputs {
-            let xs = &x[i * stride + column..][..C];
-            let ws = &self.transposed[i * self.outputs + o..][..R];
-            for (row, w) in acc.iter_mut().zip(ws) {
-                for (a, v) in row.iter_mut().zip(xs) {
-                    *a = madd::<FMA>(*w, *v, *a);
-                }
-            }
-        }
-    }
 }
 
-/// How a path computes a block of sums: [`Pointwise::sums`] for `R` × `C` outputs.
-trait Sums {
+/// How a path computes a block of `R` × `C` outputs, as [`Pointwise::portable_block`]
+/// defines.
+trait Block {
     /// # Safety
     /// The CPU must have the instructions the implementation names.
-    unsafe fn sums<const R: usize, const C: usize>(
+    unsafe fn block<const R: usize, const C: usize>(
         op: &Pointwise,
         x: (&[f32], usize, usize),
+        residual: Option<&[f32]>,
+        out: &mut [f32],
         o: usize,
-        acc: &mut [[f32; C]; R],
+        p: usize,
     );
 }
 
 /// Plain Rust, with fused multiply-adds when `FMA`.
 struct Portable<const FMA: bool>;
 
-impl<const FMA: bool> Sums for Portable<FMA> {
+impl<const FMA: bool> Block for Portable<FMA> {
     #[inline(always)]
-    unsafe fn sums<const R: usize, const C: usize>(
+    unsafe fn block<const R: usize, const C: usize>(
         op: &Pointwise,
         x: (&[f32], usize, usize),
+        residual: Option<&[f32]>,
+        out: &mut [f32],
         o: usize,
-        acc: &mut [[f32; C]; R],
+        p: usize,
     ) {
-        op.sums::<FMA, R, C>(x, o, acc);
+        op.portable_block::<FMA, R, C>(x, residual, out, o, p);
     }
 }
 
-/// Defines the kernel `$kernel`: blocks `$columns` wide summed by `$name::<R>` in
-/// registers of `$lanes` floats (`$vector`, with its zero, load, splat, fused multiply-add
-/// and store intrinsics), narrower blocks in plain Rust with fused multiply-adds. `$gate`
-/// applies to every item, `$attr` to `$name`.
+/// Defines the kernel `$kernel`: blocks `$columns` wide computed by `$name::<R>` in
+/// registers of `$lanes` floats (`$vector`, with its zero, load, splat, fused
+/// multiply-add, add, max and store intrinsics), narrower blocks in plain Rust with fused
+/// multiply-adds. `$gate` applies to every item, `$attr` to `$name`.
 macro_rules! simd_kernel {
     ($(#[$gate:meta])* kernel $kernel:ident: $doc:literal;
      $(#[$attr:meta])* fn $name:ident, $columns:expr, $vector:ident, $lanes:literal,
-     $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+     $zero:ident, $load:ident, $splat:ident, $fma:ident, $add:ident, $max:ident,
+     $store:ident) => {
         #[doc = $doc]
         $(#[$gate])*
         struct $kernel;
 
         $(#[$gate])*
-        impl Sums for $kernel {
+        impl Block for $kernel {
             #[inline(always)]
-            unsafe fn sums<const R: usize, const C: usize>(
+            unsafe fn block<const R: usize, const C: usize>(
                 op: &Pointwise,
                 x: (&[f32], usize, usize),
+                residual: Option<&[f32]>,
+                out: &mut [f32],
                 o: usize,
-                acc: &mut [[f32; C]; R],
+                p: usize,
             ) {
                 if C == $columns {
-                    let weights = (&op.transposed[..], op.outputs);
                     // SAFETY: the caller checked that the CPU has the instructions.
-                    unsafe { $name::<R>(x, weights, o, acc.as_flattened_mut()) };
+                    unsafe { $name::<R>(op, x, residual, out, o, p) };
                 } else {
-                    op.sums::<true, R, C>(x, o, acc);
+                    op.portable_block::<true, R, C>(x, residual, out, o, p);
                 }
             }
         }
 
-        /// [`Pointwise::sums`] for `R` × `$columns` outputs in registers, stored in `acc`.
+        /// [`Pointwise::portable_block`] for `R` × `$columns` outputs, summed, biased, added to
+        /// the residual and clamped in registers.
         ///
         /// # Safety
         /// The CPU must have the instructions of the kernel.
         $(#[$gate])*
         $(#[$attr])*
         unsafe fn $name<const R: usize>(
+            op: &Pointwise,
             (x, stride, column): (&[f32], usize, usize),
-            (transposed, outputs): (&[f32], usize),
+            residual: Option<&[f32]>,
+            out: &mut [f32],
             o: usize,
-            acc: &mut [f32],
+            p: usize,
         ) {
             use std::arch::x86_64::*;
             const REGS: usize = $columns / $lanes;
+            let (transposed, outputs) = (&op.transposed[..], op.outputs);
             let inputs = transposed.len() / outputs;
             let mut sums = [[$zero(); REGS]; R];
             for i in 0..inputs {
@@ -269,7 +282,26 @@ macro_rules! simd_kernel {
                     }
                 }
             }
-            for (row, dst) in sums.iter().zip(acc.chunks_exact_mut($columns)) {
+            // Short loops of known length, unrolled, so that `sums` stays in registers.
+            let pixels = op.pixels();
+            for (r, row) in sums.iter_mut().enumerate() {
+                let bias = $splat(op.bias[o + r]);
+                row.iter_mut().for_each(|s| *s = $add(*s, bias));
+            }
+            if let Some(residual) = residual {
+                for (r, row) in sums.iter_mut().enumerate() {
+                    let res = &residual[(o + r) * pixels + p..][..$columns];
+                    for (s, v) in row.iter_mut().zip(res.chunks_exact($lanes)) {
+                        // SAFETY: the load reads `$lanes` floats inside `res`.
+                        *s = $add(*s, unsafe { $load(v.as_ptr()) });
+                    }
+                }
+            }
+            if op.relu {
+                sums.iter_mut().flatten().for_each(|s| *s = $max(*s, $zero()));
+            }
+            for (r, row) in sums.iter().enumerate() {
+                let dst = &mut out[(o + r) * pixels + p..][..$columns];
                 for (s, d) in row.iter().zip(dst.chunks_exact_mut($lanes)) {
                     // SAFETY: `d` holds `$lanes` floats.
                     unsafe { $store(d.as_mut_ptr(), *s) };
@@ -287,7 +319,8 @@ simd_kernel!(
     // cross toolchain) still counts them as unsafe calls.
     #[allow(unsafe_op_in_unsafe_fn)]
     fn sums_avx2, COLUMNS, __m256, 8,
-    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps
+    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
+    _mm256_max_ps, _mm256_storeu_ps
 );
 
 /// AVX-512, built where the compiler has it stable (see [`kernel::avx512`]): twice the
@@ -323,7 +356,8 @@ mod avx512 {
         kernel Avx512: "AVX-512 (F).";
         #[target_feature(enable = "avx512f")]
         fn sums_avx512, COLUMNS, __m512, 16,
-        _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps
+        _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+        _mm512_max_ps, _mm512_storeu_ps
     );
 }
 

@@ -5,7 +5,8 @@
 //! with BlazeFace's 5×5, stride-2, 3→24 first layer costs a sixth of the detector's time.
 //! [`Stem`] accumulates, for blocks of outputs along a row, several output channels in
 //! registers across all taps, reading a zero-bordered copy of the input split by column
-//! phase.
+//! phase. It reads channels-last images too, taking the place of the transposition that
+//! models converted from TensorFlow start with.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
-use super::graph::{ConstantConv, relu_after};
+use super::graph::{ConstantConv, relu_after, sole_reader};
 use super::kernel::{self, Geometry, unary_op};
 
 /// Most input channels for which a convolution counts as a stem.
@@ -23,8 +24,8 @@ const MAX_INPUTS: usize = 4;
 /// Outputs along a row per AVX2 register.
 const LANES: usize = 8;
 
-/// Convolution `[(1,) I, H, W]` → `[(1,) O, OH, OW]`, f32, group 1, with bias and an
-/// optional ReLU.
+/// Convolution `[(1,) I, H, W]` (or channels last, `[(1,) H, W, I]`) →
+/// `[(1,) O, OH, OW]`, f32, group 1, with bias and an optional ReLU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stem {
     inputs: usize,
@@ -35,37 +36,73 @@ pub struct Stem {
     bias: Arc<Vec<f32>>,
     relu: bool,
     batch: bool,
+    channels_last: bool,
+}
+
+/// The input with zero borders (every tap of every output reads inside it), channels
+/// first, each row split by column phase: for stride 2, even columns, then odd ones. So
+/// the inputs of consecutive outputs lie next to each other for every tap.
+struct Phased {
+    data: Vec<f32>,
+    /// Rows of each channel.
+    rows: usize,
+    /// Columns of each phase.
+    span: usize,
+    stride: usize,
+}
+
+impl Phased {
+    /// Where channel `i`'s value at padded row `y`, column `x` lies.
+    #[inline(always)]
+    fn at(&self, i: usize, y: usize, x: usize) -> usize {
+        ((i * self.rows + y) * self.stride + x % self.stride) * self.span + x / self.stride
+    }
 }
 
 impl Stem {
-    /// The input with zero borders: every tap of every output reads inside it.
-    fn padded(&self, input: &[f32]) -> (Vec<f32>, usize, usize) {
+    /// The input, in either layout, as [`Phased`] describes.
+    fn phased(&self, input: &[f32]) -> Phased {
         let (h, w) = self.geometry.input_hw;
         let (ph, pw) = self.geometry.padded_hw();
-        let mut padded = vec![0.0f32; self.inputs * ph * pw];
-        for (plane, dst) in input
-            .chunks_exact(h * w)
-            .zip(padded.chunks_exact_mut(ph * pw))
-        {
-            for (y, row) in plane.chunks_exact(w).enumerate() {
-                dst[(y + self.geometry.pad.0) * pw + self.geometry.pad.1..][..w]
-                    .copy_from_slice(row);
+        let (py, px) = self.geometry.pad;
+        let stride = self.geometry.stride.1;
+        let span = pw.div_ceil(stride);
+        let mut phased = Phased {
+            data: vec![0.0; self.inputs * ph * stride * span],
+            rows: ph,
+            span,
+            stride,
+        };
+        let n = self.inputs;
+        for y in 0..h {
+            for x in 0..w {
+                for i in 0..n {
+                    let at = phased.at(i, y + py, x + px);
+                    phased.data[at] = if self.channels_last {
+                        input[(y * w + x) * n + i]
+                    } else {
+                        input[(i * h + y) * w + x]
+                    };
+                }
             }
         }
-        (padded, ph, pw)
+        phased
     }
 
-    /// Output channel `o` at `(oy, ox)` from the padded input, before bias and ReLU.
-    fn sum(&self, (padded, ph, pw): (&[f32], usize, usize), o: usize, oy: usize, ox: usize) -> f32 {
-        let (kh, kw) = self.geometry.kernel_hw;
+    /// Output channel `o` at `(oy, ox)`, before bias and ReLU.
+    fn sum(&self, phased: &Phased, o: usize, oy: usize, ox: usize) -> f32 {
+        let Geometry {
+            kernel_hw: (kh, kw),
+            stride: (sy, sx),
+            dilation: (dy, dx),
+            ..
+        } = self.geometry;
         let mut acc = 0.0;
         for i in 0..self.inputs {
             for ky in 0..kh {
-                let row = &padded
-                    [(i * ph + oy * self.geometry.stride.0 + ky * self.geometry.dilation.0) * pw..];
                 for kx in 0..kw {
                     let w = self.weights[((i * kh + ky) * kw + kx) * self.outputs + o];
-                    acc += w * row[ox * self.geometry.stride.1 + kx * self.geometry.dilation.1];
+                    acc += w * phased.data[phased.at(i, oy * sy + ky * dy, ox * sx + kx * dx)];
                 }
             }
         }
@@ -78,18 +115,22 @@ impl Stem {
     }
 
     fn run(&self, input: &[f32], out: &mut [f32]) {
-        let (padded, ph, pw) = self.padded(input);
+        let phased = self.phased(input);
         #[cfg(target_arch = "x86_64")]
         if kernel::avx2_fma() {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { self.run_avx2((&padded, ph, pw), out) };
+            unsafe { self.run_avx2(&phased, out) };
             return;
         }
+        self.run_portable(&phased, out);
+    }
+
+    fn run_portable(&self, phased: &Phased, out: &mut [f32]) {
         let (oh, ow) = self.geometry.output_hw;
         for o in 0..self.outputs {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let sum = self.sum((&padded, ph, pw), o, oy, ox);
+                    let sum = self.sum(phased, o, oy, ox);
                     out[(o * oh + oy) * ow + ox] = self.finish(sum, o);
                 }
             }
@@ -98,40 +139,28 @@ impl Stem {
 
     /// Sixteen outputs along a row at a time (eight in narrow rows; the last block
     /// overlapping the one before) for six output channels (twelve in narrow rows): each
-    /// tap's two input loads then serve twelve multiply-adds. The padded input is first
-    /// split by column phase (for stride 2: even columns, then odd ones), so that the
-    /// inputs of consecutive outputs lie next to each other for every tap.
+    /// tap's two input loads then serve twelve multiply-adds.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, (padded, ph, pw): (&[f32], usize, usize), out: &mut [f32]) {
+    unsafe fn run_avx2(&self, phased: &Phased, out: &mut [f32]) {
         let ((oh, ow), (kh, kw)) = (self.geometry.output_hw, self.geometry.kernel_hw);
-        let (sx, sy) = (self.geometry.stride.1, self.geometry.stride.0);
-        let span = pw.div_ceil(sx);
-        let mut phased = vec![0.0f32; self.inputs * ph * sx * span];
-        for (row, dst) in padded
-            .chunks_exact(pw)
-            .zip(phased.chunks_exact_mut(sx * span))
-        {
-            for (c, v) in row.iter().enumerate() {
-                dst[(c % sx) * span + c / sx] = *v;
-            }
-        }
+        let (sy, dy, dx) = (
+            self.geometry.stride.0,
+            self.geometry.dilation.0,
+            self.geometry.dilation.1,
+        );
         // Where each tap reads, for the output at the top-left corner.
         let offsets: Vec<usize> = (0..self.inputs * kh * kw)
-            .map(|t| {
-                let (i, ky, kx) = (t / (kh * kw), t / kw % kh, t % kw);
-                let column = kx * self.geometry.dilation.1;
-                ((i * ph + ky * self.geometry.dilation.0) * sx + column % sx) * span + column / sx
-            })
+            .map(|t| phased.at(t / (kh * kw), t / kw % kh * dy, t % kw * dx))
             .collect();
         for oy in 0..oh {
             if ow < LANES {
                 for ox in 0..ow {
                     for o in 0..self.outputs {
-                        let sum = self.sum((padded, ph, pw), o, oy, ox);
+                        let sum = self.sum(phased, o, oy, ox);
                         out[(o * oh + oy) * ow + ox] = self.finish(sum, o);
                     }
                 }
@@ -141,9 +170,9 @@ impl Stem {
             let width = if wide { 2 * LANES } else { LANES };
             for ox in kernel::starts(ow, width) {
                 let block = (
-                    &phased[..],
+                    &phased.data[..],
                     &offsets[..],
-                    oy * sy * sx * span + ox,
+                    phased.at(0, oy * sy, 0) + ox,
                     (oy, ox),
                 );
                 let mut o = 0;
@@ -220,7 +249,8 @@ impl Stem {
 
 unary_op!(Stem, "StemFast");
 
-/// [`Stem`] in place of `node` (and the ReLU after it), if it is a channels-first f32
+/// [`Stem`] in place of `node` (and the ReLU after it, and a transposition before it
+/// from channels last), if it is a channels-first f32
 /// convolution of group 1 with at most [`MAX_INPUTS`] input channels and constant
 /// weights and bias.
 pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
@@ -260,7 +290,18 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
         bias: Arc::new(kernel::bias(&bias, outputs)?),
         relu: false,
         batch,
+        channels_last: false,
     };
+    // Read through a transposition from channels last that feeds only this convolution.
+    let mut x = x;
+    let producer = model.node(x.node);
+    let from_channels_last = AxisOp::Move(rank - 1, rank - 3);
+    if producer.op_as::<AxisOp>() == Some(&from_channels_last)
+        && sole_reader(model, producer.id).is_some_and(|r| r.id == node.id)
+    {
+        op.channels_last = true;
+        x = producer.inputs[0];
+    }
     let mut last = node.id;
     if let Some(max) = relu_after(model, last) {
         op.relu = true;
@@ -279,7 +320,8 @@ mod tests {
     use super::*;
 
     /// Both paths against the definition, over strides, dilation, asymmetric padding,
-    /// rows narrower than either block and off their sizes, with and without ReLU.
+    /// rows narrower than either block and off their sizes, with and without ReLU, from
+    /// either layout.
     #[test]
     fn matches_the_definition() {
         for (i, o, h, w, k, stride, dilation, pad, relu) in [
@@ -292,7 +334,7 @@ mod tests {
             let out_len = |n: usize, p: usize| (n + 2 * p - dilation * (k - 1) - 1) / stride + 1;
             let (oh, ow) = (out_len(h, pad.0), out_len(w, pad.1));
             let kernel = noise(o * i * k * k, 8);
-            let op = Stem {
+            let mut op = Stem {
                 inputs: i,
                 outputs: o,
                 geometry: Geometry::square((h, w), (oh, ow), (k, stride, dilation), pad),
@@ -300,10 +342,21 @@ mod tests {
                 bias: Arc::new(noise(o, 9)),
                 relu,
                 batch: true,
+                channels_last: false,
             };
             let input = noise(i * h * w, 10);
-            let mut got = vec![f32::NAN; o * oh * ow];
-            op.run(&input, &mut got);
+            let mut runs = vec![];
+            for (channels_last, input) in [
+                (false, input.clone()),
+                (true, kernel::transpose(&input, i, h * w)),
+            ] {
+                op.channels_last = channels_last;
+                let mut native = vec![f32::NAN; o * oh * ow];
+                op.run(&input, &mut native);
+                let mut portable = vec![f32::NAN; o * oh * ow];
+                op.run_portable(&op.phased(&input), &mut portable);
+                runs.extend([native, portable]);
+            }
             for oc in 0..o {
                 for oy in 0..oh {
                     for ox in 0..ow {
@@ -324,11 +377,12 @@ mod tests {
                         if relu {
                             want = want.max(0.0);
                         }
-                        let got = got[(oc * oh + oy) * ow + ox];
-                        assert!(
-                            (got - want).abs() < 1e-5,
-                            "{i}→{o} k{k} s{stride}: ({oc},{oy},{ox}) is {got}, not {want}"
-                        );
+                        for got in runs.iter().map(|r| r[(oc * oh + oy) * ow + ox]) {
+                            assert!(
+                                (got - want).abs() < 1e-5,
+                                "{i}→{o} k{k} s{stride}: ({oc},{oy},{ox}) is {got}, not {want}"
+                            );
+                        }
                     }
                 }
             }
