@@ -190,8 +190,9 @@ impl Depthwise {
     /// Channels first: each channel's plane is copied into a zero-bordered scratch plane,
     /// so that every output reads only inside it; then along each output row, blocks of
     /// outputs accumulate all taps in registers. `S` is the column stride when it is 1 or
-    /// 2 (known at compile time), 0 for any other. With `avx512` (which the CPU must
-    /// have), the rows [`avx512_row`] covers take it.
+    /// 2 (known at compile time), 0 for any other. At stride 1, each plane is computed as
+    /// one long row (fewer, longer blocks) and then copied out. With `avx512` (which the CPU must have), the
+    /// rows [`avx512_row`] covers take it.
     #[inline(always)]
     fn run_nchw<const FMA: bool, const S: usize>(
         &self,
@@ -209,6 +210,8 @@ impl Depthwise {
         } = self.geometry;
         let (ph, pw) = self.geometry.padded_hw();
         let mut padded = vec![0.0f32; ph * pw];
+        let flat = S == 1;
+        let mut scratch = vec![0.0f32; if flat { oh * pw } else { 0 }];
         for ch in 0..self.channels {
             let plane = match input {
                 Input::Separate(input) => &input[ch * h * w..][..h * w],
@@ -219,24 +222,35 @@ impl Depthwise {
                 padded[(y + py) * pw + px..][..w].copy_from_slice(src);
             }
             let weights = &self.weights[ch * kh * kw..][..kh * kw];
-            let bias = self.bias[ch];
-            for oy in 0..oh {
-                let mut lines: heapless::Vec<(&[f32], &[f32]), MAX_TAPS> = heapless::Vec::new();
+            let geometry = (sx, dx, self.bias[ch]);
+            let mut lines: heapless::Vec<(&[f32], &[f32]), MAX_TAPS> = heapless::Vec::new();
+            // The kernel rows for outputs from row `oy`, each over `len` padded columns.
+            let kernel_rows = |lines: &mut heapless::Vec<_, MAX_TAPS>, oy: usize, len| {
+                lines.clear();
                 for (ky, taps) in weights.chunks_exact(kw).enumerate() {
-                    let line = &padded[(oy * sy + ky * dy) * pw..][..pw];
                     // Capacity is checked when the op is built.
-                    let _ = lines.push((line, taps));
+                    let _ = lines.push((&padded[(oy * sy + ky * dy) * pw..][..len], taps));
                 }
+            };
+            if flat {
+                // Stride 1: the padded plane read as one row of `pw` columns per output
+                // row, the last `pw - ow` of each outside the output.
+                let len = (oh - 1) * pw + ow;
+                kernel_rows(&mut lines, 0, len + (kw - 1) * dx);
+                let all = &mut scratch[..len];
+                any_row::<FMA, S>(all, &lines, geometry, (kh, kw), avx512);
+                for (oy, row) in out[ch * oh * ow..][..oh * ow]
+                    .chunks_exact_mut(ow)
+                    .enumerate()
+                {
+                    row.copy_from_slice(&all[oy * pw..][..ow]);
+                }
+                continue;
+            }
+            for oy in 0..oh {
+                kernel_rows(&mut lines, oy, pw);
                 let row = &mut out[(ch * oh + oy) * ow..][..ow];
-                let geometry = (sx, dx, bias);
-                if avx512 && S == 1 && dx == 1 && avx512_row(row, &lines, bias, (kh, kw)) {
-                    continue;
-                }
-                match (kh, kw, dx, S) {
-                    (5, 5, 1, 1..) => output_row::<FMA, S, 5>(row, &lines, geometry),
-                    (3, 3, 1, 1..) => output_row::<FMA, S, 3>(row, &lines, geometry),
-                    _ => output_row::<FMA, S, 0>(row, &lines, geometry),
-                }
+                any_row::<FMA, S>(row, &lines, geometry, (kh, kw), avx512);
             }
         }
     }
@@ -297,6 +311,28 @@ fn output_row<const FMA: bool, const S: usize, const K: usize>(
         for ox in 0..ow {
             row_block::<FMA, S, 1, 0>(row, lines, ox, geometry);
         }
+    }
+}
+
+/// Writes the output row `row` by the fastest path that covers it: [`avx512_row`] where
+/// `avx512` (the CPU must have it), else [`output_row`] with the kernel's side known at
+/// compile time for square 3×3 and 5×5 kernels of dilation 1.
+#[inline(always)]
+fn any_row<const FMA: bool, const S: usize>(
+    row: &mut [f32],
+    lines: &[(&[f32], &[f32])],
+    geometry: (usize, usize, f32),
+    kernel_hw: (usize, usize),
+    avx512: bool,
+) {
+    let (_, dx, bias) = geometry;
+    if avx512 && S == 1 && dx == 1 && avx512_row(row, lines, bias, kernel_hw) {
+        return;
+    }
+    match (kernel_hw, dx, S) {
+        ((5, 5), 1, 1..) => output_row::<FMA, S, 5>(row, lines, geometry),
+        ((3, 3), 1, 1..) => output_row::<FMA, S, 3>(row, lines, geometry),
+        _ => output_row::<FMA, S, 0>(row, lines, geometry),
     }
 }
 
@@ -495,6 +531,8 @@ mod tests {
                 (4, 14, 14, 3, 2, 1, 0),
                 (3, 6, 150, 5, 1, 1, 2),
                 (2, 5, 20, 3, 1, 1, 1),
+                (4, 9, 13, 3, 1, 2, 2),
+                (3, 10, 12, 7, 1, 1, 3),
             ] {
                 let pad_hw = (pad, pad / 2);
                 let out_len = |n: usize| (n + pad + pad - dilation * (k - 1) - 1) / stride + 1;

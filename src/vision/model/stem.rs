@@ -74,15 +74,23 @@ impl Stem {
             stride,
         };
         let n = self.inputs;
-        for y in 0..h {
-            for x in 0..w {
-                for i in 0..n {
-                    let at = phased.at(i, y + py, x + px);
-                    phased.data[at] = if self.channels_last {
-                        input[(y * w + x) * n + i]
-                    } else {
-                        input[(i * h + y) * w + x]
-                    };
+        for i in 0..n {
+            for y in 0..h {
+                for phase in 0..stride {
+                    let at = phased.at(i, y + py, phase);
+                    let dst = &mut phased.data[at..][..span];
+                    // Padded column `j * stride + phase` is input column `x`.
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let Some(x) = (j * stride + phase).checked_sub(px).filter(|x| *x < w)
+                        else {
+                            continue;
+                        };
+                        *d = if self.channels_last {
+                            input[(y * w + x) * n + i]
+                        } else {
+                            input[(i * h + y) * w + x]
+                        };
+                    }
                 }
             }
         }
