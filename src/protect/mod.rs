@@ -1,4 +1,6 @@
 //! Template protection and the enrolment states.
 
 pub mod bch;
+pub mod sketch;
 pub mod states;
+pub mod template;

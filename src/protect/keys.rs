@@ -1,0 +1,119 @@
+//! Keys: the biometric key pair derived from a recovered secret, and the agent's identity
+//! key, which signs the states it makes.
+
+use std::io::Write;
+use std::path::Path;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// HKDF's `info` for the biometric key, so that no other use of the secret derives it.
+const BIOMETRIC_INFO: &[u8] = b"recognize-agent biometric key v1";
+
+/// The Ed25519 key pair of a secret (one bit per byte), salted per enrolment.
+pub fn biometric_key(secret: &[u8], salt: &[u8]) -> SigningKey {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's limit of 8160, so `expand` cannot fail.
+    let _ = Hkdf::<Sha256>::new(Some(salt), secret).expand(BIOMETRIC_INFO, &mut *seed);
+    SigningKey::from_bytes(&seed)
+}
+
+/// Whether `signature` (64 bytes) is `key`'s (32 bytes) over `message`.
+pub fn verify(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let (Ok(key), Ok(signature)) = (
+        <[u8; 32]>::try_from(key),
+        Signature::from_slice(signature),
+    ) else {
+        return false;
+    };
+    VerifyingKey::from_bytes(&key).is_ok_and(|k| k.verify(message, &signature).is_ok())
+}
+
+/// A key pair kept in a file of its 32-byte secret, readable by its owner only.
+pub struct KeyFile {
+    pub key: SigningKey,
+}
+
+impl KeyFile {
+    /// The key in `path`, created (mode 0600) with a fresh key if there is no file.
+    pub fn load_or_create(path: &Path) -> std::io::Result<KeyFile> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let secret: Zeroizing<[u8; 32]> =
+                    Zeroizing::new(bytes.as_slice().try_into().map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: not a 32-byte key", path.display()),
+                        )
+                    })?);
+                Ok(KeyFile {
+                    key: SigningKey::from_bytes(&secret),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = Zeroizing::new([0u8; 32]);
+                getrandom::fill(&mut *secret).map_err(std::io::Error::other)?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                options.open(path)?.write_all(&*secret)?;
+                Ok(KeyFile {
+                    key: SigningKey::from_bytes(&secret),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The public key's 32 bytes.
+    pub fn public(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn biometric_keys_depend_on_secret_and_salt() {
+        let k = biometric_key(&[1, 0, 1], b"salt");
+        assert_eq!(k.to_bytes(), biometric_key(&[1, 0, 1], b"salt").to_bytes());
+        assert_ne!(k.to_bytes(), biometric_key(&[1, 0, 0], b"salt").to_bytes());
+        assert_ne!(k.to_bytes(), biometric_key(&[1, 0, 1], b"pepper").to_bytes());
+        let signature = k.sign(b"challenge").to_bytes();
+        let public = k.verifying_key().to_bytes();
+        assert!(verify(&public, b"challenge", &signature));
+        assert!(!verify(&public, b"challengf", &signature));
+        assert!(!verify(&public[1..], b"challenge", &signature));
+    }
+
+    #[test]
+    fn key_files_are_created_private_and_reloaded() {
+        let dir = std::env::temp_dir().join(format!("ra-key-{}", std::process::id()));
+        let path = dir.join("identity.key");
+        let _ = std::fs::remove_dir_all(&dir);
+        let made = KeyFile::load_or_create(&path).unwrap();
+        let again = KeyFile::load_or_create(&path).unwrap();
+        assert_eq!(made.public(), again.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"short").unwrap();
+        assert!(KeyFile::load_or_create(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
