@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use image::{RgbImage, imageops};
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
+use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::{DecodeOptions, decode};
 use recognize_agent::vision::filters::{Policy, evaluate};
 use recognize_agent::vision::{Models, align, default_models_dir, model};
@@ -60,7 +62,8 @@ fn selfie(portrait: &RgbImage, width: u32, height: u32) -> Vec<u8> {
 
 fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = default_models_dir();
-    let enroller = Enroller::new(Models::load(&dir)?, Scenario::ALL.map(Policy::for_scenario));
+    let policies = Scenario::ALL.map(Policy::for_scenario);
+    let enroller = Enroller::new(Models::load(&dir)?, policies, KeyFile::ephemeral()?);
     let portrait = image::open(format!(
         "{}/tests/fixtures/clean/obama.jpg",
         env!("CARGO_MANIFEST_DIR")
@@ -102,7 +105,11 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
             ("filters", time(|| evaluate(&analysis, &policy))),
             (
                 "total",
-                time(|| enroller.enroll(&jpeg, Scenario::Selfie, &opts).is_ok()),
+                time(|| {
+                    enroller
+                        .enroll(&jpeg, Scenario::Selfie, ClientType::Backup, &opts)
+                        .is_ok()
+                }),
             ),
         ];
         for (stage, (p50, p90)) in rows {

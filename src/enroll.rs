@@ -5,15 +5,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use image::RgbImage;
 
 use crate::contract::{Filters, OfflineEnrollment, Scenario};
-use crate::protect::states::{self, ClientState, ClientType, Envelope, ServerState};
+use crate::protect::keys::{self, KeyFile};
+use crate::protect::sketch::Sketch;
+use crate::protect::states::{self, ClientState, ClientType, Envelope, ServerState, b64};
 use crate::vision::Models;
 use crate::vision::decode::{self, DecodeError, DecodeOptions};
+use crate::vision::embed::Embedding;
 use crate::vision::filters::{self, Policy};
 
-/// The enrolment service: models plus the per-scenario policies.
+/// The enrolment service: models, the per-scenario policies, the agent's identity key
+/// that signs the states.
 pub struct Enroller {
     pub models: Models,
     policies: [Policy; 3],
+    identity: KeyFile,
 }
 
 /// Result of an enrolment that ran to the end.
@@ -29,6 +34,9 @@ pub enum Outcome {
 pub enum EnrollError {
     /// The body is not an acceptable image (client error).
     Decode(DecodeError),
+    /// No face to enrol, while the filters that would say so are turned off (client
+    /// error).
+    NoFace,
     /// A model or the OS failed (server error).
     Internal(String),
 }
@@ -40,8 +48,12 @@ impl From<DecodeError> for EnrollError {
 }
 
 impl Enroller {
-    pub fn new(models: Models, policies: [Policy; 3]) -> Enroller {
-        Enroller { models, policies }
+    pub fn new(models: Models, policies: [Policy; 3], identity: KeyFile) -> Enroller {
+        Enroller {
+            models,
+            policies,
+            identity,
+        }
     }
 
     /// The policy in force for `scenario`.
@@ -54,10 +66,11 @@ impl Enroller {
         &self,
         body: &[u8],
         scenario: Scenario,
+        client_type: ClientType,
         opts: &DecodeOptions,
     ) -> Result<Outcome, EnrollError> {
         let image = decode::decode(body, opts)?;
-        self.enroll_image(&image, scenario)
+        self.enroll_image(&image, scenario, client_type)
     }
 
     /// Enrols the face in an already decoded image.
@@ -65,6 +78,7 @@ impl Enroller {
         &self,
         image: &RgbImage,
         scenario: Scenario,
+        client_type: ClientType,
     ) -> Result<Outcome, EnrollError> {
         let analysis = self
             .models
@@ -74,42 +88,61 @@ impl Enroller {
         if filters.any_triggered() {
             return Ok(Outcome::Filtered(filters));
         }
-        make_states(scenario).map(Outcome::Enrolled)
+        let Some(face) = analysis.primary else {
+            return Err(EnrollError::NoFace);
+        };
+        self.states(scenario, client_type, &face.embedding)
+            .map(Outcome::Enrolled)
     }
-}
 
-/// Builds the version-1 states for an accepted enrolment.
-fn make_states(scenario: Scenario) -> Result<OfflineEnrollment, EnrollError> {
-    let id = states::random_bytes::<16>().map_err(random_error)?;
-    let keyless_id = uuid::Builder::from_random_bytes(id).into_uuid().to_string();
-    let client = ClientState {
-        keyless_id: keyless_id.clone(),
-        client_type: ClientType::Backup,
-        model: states::MODEL_ID.into(),
-        seed: states::random_b64::<32>().map_err(random_error)?,
-        salt: states::random_b64::<16>().map_err(random_error)?,
-        bits: None,
-        helper: None,
-        public_key: None,
-    };
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let server = ServerState {
-        keyless_id: keyless_id.clone(),
-        scenario,
-        created,
-        model: states::MODEL_ID.into(),
-        public_key: None,
-        agent_key: None,
-        signature: None,
-    };
-    Ok(OfflineEnrollment {
-        keyless_id,
-        client_state: client.encode(),
-        server_state: server.encode(),
-    })
+    /// The signed version-1 states of an accepted face.
+    fn states(
+        &self,
+        scenario: Scenario,
+        client_type: ClientType,
+        embedding: &Embedding,
+    ) -> Result<OfflineEnrollment, EnrollError> {
+        let id = states::random_bytes::<16>().map_err(random_error)?;
+        let keyless_id = uuid::Builder::from_random_bytes(id).into_uuid().to_string();
+        let (sketch, secret) = Sketch::enrol(embedding).map_err(random_error)?;
+        let salt = states::random_bytes::<16>().map_err(random_error)?;
+        let public_key = b64(&keys::biometric_key(&secret, &salt)
+            .verifying_key()
+            .to_bytes());
+        let agent_key = b64(&self.identity.public());
+        let client = ClientState {
+            keyless_id: keyless_id.clone(),
+            client_type,
+            model: states::MODEL_ID.into(),
+            seed: b64(&sketch.seed),
+            salt: b64(&salt),
+            bits: b64(&sketch.mask_bytes()),
+            helper: b64(&sketch.helper_bytes()),
+            public_key: public_key.clone(),
+            agent_key: agent_key.clone(),
+            signature: String::new(),
+        }
+        .sign(&self.identity);
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let server = ServerState {
+            keyless_id: keyless_id.clone(),
+            scenario,
+            created,
+            model: states::MODEL_ID.into(),
+            public_key,
+            agent_key,
+            signature: String::new(),
+        }
+        .sign(&self.identity);
+        Ok(OfflineEnrollment {
+            keyless_id,
+            client_state: client.encode(),
+            server_state: server.encode(),
+        })
+    }
 }
 
 fn random_error(e: getrandom::Error) -> EnrollError {

@@ -1,7 +1,7 @@
 //! `recognize-agent`: the agent's command line.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use recognize_agent::contract::{FilterTriggered, Scenario};
 use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
 use recognize_agent::http::{App, Backend, Limits, Server, admission::Gate};
-use recognize_agent::vision::decode::DecodeOptions;
+use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
+use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::{Models, default_models_dir};
 
 #[derive(Parser)]
@@ -29,6 +31,12 @@ struct Cli {
     /// Log format: human or json (one JSON object per line); levels via RUST_LOG
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
+    /// The agent's identity key (32 bytes, created with mode 0600 on first use), which
+    /// signs the states [default: $STATE_DIRECTORY/identity.key, else
+    /// $XDG_STATE_HOME/recognize-agent/identity.key, else
+    /// ~/.local/state/recognize-agent/identity.key]
+    #[arg(long, env = "IDENTITY_KEY_FILE", global = true)]
+    identity_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -51,10 +59,23 @@ enum Command {
         /// SELFIE, TRUSTED_SOURCE or DOCUMENT
         #[arg(long, value_parser = parse_scenario)]
         scenario: Scenario,
+        /// BACKUP or TEMPORARY: the device type of the client state
+        #[arg(long, default_value = "BACKUP", value_parser = parse_client_type)]
+        client_state_type: ClientType,
         /// Do not apply the EXIF orientation
         #[arg(long)]
         no_exif_transpose: bool,
         file: PathBuf,
+    },
+    /// Print the agent's identity public key (base64url), which backends trust.
+    Identity,
+    /// On a device: whether the face in IMAGE recovers the key of a client state. Prints
+    /// {"match": bool, ...}; exit 0: match, 1: no match, 2: error (bad state, no face).
+    Verify {
+        /// File holding the clientState string
+        #[arg(long)]
+        client_state: PathBuf,
+        image: PathBuf,
     },
 }
 
@@ -83,6 +104,24 @@ struct ServeArgs {
     auth_server_api_key: Option<String>,
 }
 
+fn parse_client_type(s: &str) -> Result<ClientType, String> {
+    ClientType::parse(s).ok_or_else(|| "use BACKUP or TEMPORARY".into())
+}
+
+/// Where the identity key lives unless configured.
+fn default_identity_key() -> PathBuf {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("STATE_DIRECTORY")
+        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("recognize-agent")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/state/recognize-agent")))
+        .unwrap_or_default()
+        .join("identity.key")
+}
+
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
     Scenario::parse(s).ok_or_else(|| "use SELFIE, TRUSTED_SOURCE or DOCUMENT".into())
 }
@@ -101,34 +140,44 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
-    let started = Instant::now();
-    let dir = cli.models_dir.clone().unwrap_or_else(default_models_dir);
-    let models =
-        Models::load(&dir).map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
-    let policies = recognize_agent::config::policies(|k| std::env::var(k).ok())?;
-    let enroller = Enroller::new(models, policies);
-    log::info!(
-        "models loaded from {} in {:.0} ms",
-        dir.display(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let identity_path = cli
+        .identity_key
+        .clone()
+        .unwrap_or_else(default_identity_key);
+    let identity = || {
+        KeyFile::load_or_create(&identity_path)
+            .map_err(|e| format!("identity key {}: {e}", identity_path.display()))
+    };
     match cli.command {
-        Command::Serve(args) => serve(args, enroller, cli.max_pixels),
+        Command::Identity => {
+            let json = serde_json::json!({ "publicKey": states::b64(&identity()?.public()) });
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(ref args) => {
+            let enroller = Enroller::new(models(&cli)?, policies()?, identity()?);
+            serve(args, enroller, cli.max_pixels)
+        }
         Command::Enroll {
             scenario,
+            client_state_type,
             no_exif_transpose,
-            file,
+            ref file,
         } => {
-            let body = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let enroller = Enroller::new(models(&cli)?, policies()?, identity()?);
+            let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
             let opts = DecodeOptions {
                 exif_transpose: !no_exif_transpose,
                 ..DecodeOptions::file(cli.max_pixels)
             };
             let outcome = enroller
-                .enroll(&body, scenario, &opts)
+                .enroll(&body, scenario, client_state_type, &opts)
                 .map_err(|e| match e {
                     EnrollError::Decode(d) => format!("{}: {d}", file.display()),
+                    EnrollError::NoFace => format!("{}: no single face to enrol", file.display()),
                     EnrollError::Internal(why) => why,
                 })?;
             let (json, code) = match outcome {
@@ -140,18 +189,74 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
             println!("{json}");
             Ok(ExitCode::from(code))
         }
+        Command::Verify {
+            ref client_state,
+            ref image,
+        } => {
+            let (json, code) = match verify(&cli, client_state, image) {
+                Ok(json) => {
+                    let matched = json["match"] == true;
+                    (json, if matched { 0 } else { 1 })
+                }
+                Err(e) => (serde_json::json!({ "error": e.to_string() }), 2),
+            };
+            println!("{json}");
+            Ok(ExitCode::from(code))
+        }
     }
 }
 
+/// Whether the face in `image` recovers the key of the client state in `state_file`.
+fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<serde_json::Value, Error> {
+    let text = std::fs::read_to_string(state_file)
+        .map_err(|e| format!("{}: {e}", state_file.display()))?;
+    let state = ClientState::decode(&text).map_err(|e| format!("{}: {e}", state_file.display()))?;
+    let body = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let decoded = decode::decode(&body, &DecodeOptions::file(cli.max_pixels))
+        .map_err(|e| format!("{}: {e}", image.display()))?;
+    let analysis = models(cli)?.analyse(&decoded)?;
+    let face = analysis
+        .primary
+        .ok_or_else(|| format!("{}: no single clear face", image.display()))?;
+    let key = state.recover_key(&face.embedding)?;
+    Ok(serde_json::json!({
+        "match": key.is_some(),
+        "keylessId": state.keyless_id,
+        "type": state.client_type,
+    }))
+}
+
+fn models(cli: &Cli) -> Result<Models, Error> {
+    let started = Instant::now();
+    let dir = cli.models_dir.clone().unwrap_or_else(default_models_dir);
+    let models =
+        Models::load(&dir).map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
+    log::info!(
+        "models loaded from {} in {:.0} ms",
+        dir.display(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(models)
+}
+
+fn policies() -> Result<[recognize_agent::vision::filters::Policy; 3], Error> {
+    Ok(recognize_agent::config::policies(|k| {
+        std::env::var(k).ok()
+    })?)
+}
+
 fn serve(
-    args: ServeArgs,
+    args: &ServeArgs,
     enroller: Enroller,
     max_pixels: u64,
 ) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     let running = args
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let backend = match (args.auth_server_url, args.auth_server_api_key) {
+    let backend = match (
+        args.auth_server_url.clone(),
+        args.auth_server_api_key.clone(),
+    ) {
         (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => {
             Some(Backend { url, api_key })
         }

@@ -7,6 +7,7 @@ mod common;
 use common::{Case, enroller, fixture, manifest};
 use recognize_agent::contract::{FilterStatus, Filters};
 use recognize_agent::enroll::Outcome;
+use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::DecodeOptions;
 
 fn run(case: &Case) -> Option<Filters> {
@@ -16,7 +17,12 @@ fn run(case: &Case) -> Option<Filters> {
         max_pixels: 50_000_000,
     };
     match enroller()
-        .enroll(&fixture(&case.file), case.scenario(), &opts)
+        .enroll(
+            &fixture(&case.file),
+            case.scenario(),
+            ClientType::Backup,
+            &opts,
+        )
         .expect(&case.file)
     {
         Outcome::Enrolled(_) => None,
@@ -103,7 +109,7 @@ fn clean_faces_enrol_in_every_scenario() {
                 max_pixels: 50_000_000,
             };
             let outcome = enroller()
-                .enroll(&fixture(&case.file), scenario, &opts)
+                .enroll(&fixture(&case.file), scenario, ClientType::Backup, &opts)
                 .unwrap();
             assert!(
                 matches!(outcome, Outcome::Enrolled(_)),
@@ -121,7 +127,11 @@ fn scenario_policy_shapes_the_outcome() {
         exif_transpose: true,
         max_pixels: 50_000_000,
     };
-    let enrol = |file: &str, scenario| enroller().enroll(&fixture(file), scenario, &opts).unwrap();
+    let enrol = |file: &str, scenario| {
+        enroller()
+            .enroll(&fixture(file), scenario, ClientType::Backup, &opts)
+            .unwrap()
+    };
     use recognize_agent::contract::Scenario::*;
     // A greyscale portrait fails as a selfie, but is fine as a trusted or document portrait.
     match enrol("grey/obama.jpg", Selfie) {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use base64::Engine;
 use common::server::{Agent, Response, read_response};
 use common::{fixture, manifest};
-use recognize_agent::protect::states::{ClientState, Envelope, ServerState};
+use recognize_agent::protect::states::{ClientState, ClientType, Envelope, ServerState};
 
 /// One shared agent with default settings, a 4 MiB body limit for the size tests.
 fn agent() -> &'static Agent {
@@ -73,6 +73,32 @@ fn offline_enrollment_returns_fresh_states() {
     assert_eq!(client.keyless_id, a["keylessId"].as_str().unwrap());
     let server = ServerState::decode(a["serverState"].as_str().unwrap()).unwrap();
     assert_eq!(server.keyless_id, client.keyless_id);
+    assert_eq!(client.client_type, ClientType::Backup);
+    assert_eq!(
+        (&server.public_key, &server.agent_key),
+        (&client.public_key, &client.agent_key)
+    );
+}
+
+#[test]
+fn client_state_type_header_selects_temporary_states() {
+    let image = fixture("clean/obama.jpg");
+    let enroll = |kind: &str| {
+        let headers = [("Scenario", "SELFIE"), ("Client-State-Type", kind)];
+        agent().request("POST", "/v1/offline-enrollment", &headers, &image)
+    };
+    let r = enroll("TEMPORARY");
+    assert_eq!(r.status, 200);
+    let client = ClientState::decode(r.json()["clientState"].as_str().unwrap()).unwrap();
+    assert_eq!(client.client_type, ClientType::Temporary);
+    let r = enroll("FOREVER");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Client-State-Type")
+    );
 }
 
 #[test]
@@ -407,5 +433,18 @@ fn logs_hold_no_biometric_data() {
     assert!(
         !log.to_lowercase().contains("embedding"),
         "embedding mentioned in the log"
+    );
+}
+
+#[test]
+fn no_face_with_face_missing_turned_off_is_a_clear_400() {
+    let agent = Agent::start(&[("FILTERS_OFF_SELFIE", "faceMissing")]);
+    let r = agent.enroll("SELFIE", &fixture("missing/coffee.jpg"));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no single face")
     );
 }

@@ -10,6 +10,7 @@ use super::App;
 use super::error::ApiError;
 use crate::contract::{FilterTriggered, Health, Scenario};
 use crate::enroll::{EnrollError, Outcome};
+use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
 
 /// A successful answer: status and JSON body.
@@ -81,7 +82,15 @@ fn route<C: Connection>(
 }
 
 /// The enrolment headers, validated.
-fn enrollment_headers(h: &impl Headers) -> Result<(Scenario, bool, bool), ApiError> {
+struct EnrollmentHeaders {
+    scenario: Scenario,
+    /// `Client-State-Type` (an extension of the contract): `BACKUP` unless asked.
+    client_type: ClientType,
+    exif_transpose: bool,
+    base64: bool,
+}
+
+fn enrollment_headers(h: &impl Headers) -> Result<EnrollmentHeaders, ApiError> {
     let scenario = match h.header("Scenario") {
         None => {
             return Err(ApiError::bad_request(
@@ -116,8 +125,25 @@ fn enrollment_headers(h: &impl Headers) -> Result<(Scenario, bool, bool), ApiErr
             )));
         }
     };
-    Ok((scenario, exif, base64))
+    let client_type = match h.header("Client-State-Type").map(str::trim) {
+        None | Some("") => ClientType::Backup,
+        Some(v) => ClientType::parse(v).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown Client-State-Type '{}': use BACKUP or TEMPORARY",
+                printable(v)
+            ))
+        })?,
+    };
+    Ok(EnrollmentHeaders {
+        scenario,
+        client_type,
+        exif_transpose: exif,
+        base64,
+    })
 }
+
+/// Why an image without a face is refused when `faceMissing` is turned off.
+const NO_FACE: &str = "the image holds no single face to enrol (faceMissing is turned off)";
 
 /// A header value shortened and stripped of control characters, safe to echo back.
 fn printable(v: &str) -> String {
@@ -138,7 +164,7 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
             ),
         });
     }
-    let (scenario, exif_transpose, base64) = enrollment_headers(conn)?;
+    let headers = enrollment_headers(conn)?;
     let max = app.limits.max_body_bytes;
     if conn.content_len().is_some_and(|n| n > max as u64) {
         return Err(ApiError::too_large(format!(
@@ -153,18 +179,19 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
     };
     let body = read_body(conn, max)?;
     let opts = DecodeOptions {
-        base64,
-        exif_transpose,
+        base64: headers.base64,
+        exif_transpose: headers.exif_transpose,
         max_pixels: app.limits.max_pixels,
     };
     let outcome = app
         .enroller
-        .enroll(&body, scenario, &opts)
+        .enroll(&body, headers.scenario, headers.client_type, &opts)
         .map_err(|e| match e {
             EnrollError::Decode(d @ DecodeError::TooManyPixels { .. }) => {
                 ApiError::too_large(d.to_string())
             }
             EnrollError::Decode(d) => ApiError::bad_request(d.to_string()),
+            EnrollError::NoFace => ApiError::bad_request(NO_FACE),
             EnrollError::Internal(why) => {
                 log::error!("enrolment failed: {why}");
                 ApiError::internal("the enrolment could not be completed")

@@ -22,10 +22,8 @@ pub fn biometric_key(secret: &[u8], salt: &[u8]) -> SigningKey {
 
 /// Whether `signature` (64 bytes) is `key`'s (32 bytes) over `message`.
 pub fn verify(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let (Ok(key), Ok(signature)) = (
-        <[u8; 32]>::try_from(key),
-        Signature::from_slice(signature),
-    ) else {
+    let (Ok(key), Ok(signature)) = (<[u8; 32]>::try_from(key), Signature::from_slice(signature))
+    else {
         return false;
     };
     VerifyingKey::from_bytes(&key).is_ok_and(|k| k.verify(message, &signature).is_ok())
@@ -37,38 +35,59 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    /// The key in `path`, created (mode 0600) with a fresh key if there is no file.
+    /// The key in `path`, created (mode 0600) with a fresh key if there is no file. The
+    /// new key is written to a file of its own, then linked to `path` only if that is
+    /// still free, so agents starting together all end up with the same complete key.
     pub fn load_or_create(path: &Path) -> std::io::Result<KeyFile> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let secret: Zeroizing<[u8; 32]> =
-                    Zeroizing::new(bytes.as_slice().try_into().map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("{}: not a 32-byte key", path.display()),
-                        )
-                    })?);
-                Ok(KeyFile {
-                    key: SigningKey::from_bytes(&secret),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = Zeroizing::new([0u8; 32]);
-                getrandom::fill(&mut *secret).map_err(std::io::Error::other)?;
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                options.open(path)?.write_all(&*secret)?;
-                Ok(KeyFile {
-                    key: SigningKey::from_bytes(&secret),
-                })
-            }
+        match Self::load(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            loaded => return loaded,
+        }
+        let made = Self::ephemeral()?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut draft = path.as_os_str().to_owned();
+        let mut tag = [0u8; 8];
+        getrandom::fill(&mut tag).map_err(|e| std::io::Error::other(e.to_string()))?;
+        draft.push(format!(".new-{}", u64::from_le_bytes(tag)));
+        let draft = std::path::PathBuf::from(draft);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&draft)?.write_all(made.key.as_bytes())?;
+        let linked = std::fs::hard_link(&draft, path);
+        std::fs::remove_file(&draft)?;
+        match linked {
+            Ok(()) => Ok(made),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
             Err(e) => Err(e),
         }
+    }
+
+    /// The key in `path`.
+    fn load(path: &Path) -> std::io::Result<KeyFile> {
+        let bytes = Zeroizing::new(std::fs::read(path)?);
+        let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not a 32-byte key", path.display()),
+            )
+        })?;
+        let secret = Zeroizing::new(secret);
+        Ok(KeyFile {
+            key: SigningKey::from_bytes(&secret),
+        })
+    }
+
+    /// A fresh key kept in memory only.
+    pub fn ephemeral() -> std::io::Result<KeyFile> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut *secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(KeyFile {
+            key: SigningKey::from_bytes(&secret),
+        })
     }
 
     /// The public key's 32 bytes.
@@ -90,7 +109,10 @@ mod tests {
         let k = biometric_key(&[1, 0, 1], b"salt");
         assert_eq!(k.to_bytes(), biometric_key(&[1, 0, 1], b"salt").to_bytes());
         assert_ne!(k.to_bytes(), biometric_key(&[1, 0, 0], b"salt").to_bytes());
-        assert_ne!(k.to_bytes(), biometric_key(&[1, 0, 1], b"pepper").to_bytes());
+        assert_ne!(
+            k.to_bytes(),
+            biometric_key(&[1, 0, 1], b"pepper").to_bytes()
+        );
         let signature = k.sign(b"challenge").to_bytes();
         let public = k.verifying_key().to_bytes();
         assert!(verify(&public, b"challenge", &signature));
@@ -112,6 +134,16 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        // Agents starting together agree on one key.
+        std::fs::remove_file(&path).unwrap();
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| KeyFile::load_or_create(&path).unwrap().public()))
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        assert_eq!(KeyFile::load_or_create(&path).unwrap().public(), keys[0]);
         std::fs::write(&path, b"short").unwrap();
         assert!(KeyFile::load_or_create(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -117,7 +117,7 @@ impl Sketch {
 }
 
 /// Bits packed into bytes, least significant first.
-pub fn pack(bits: &[u8]) -> Vec<u8> {
+fn pack(bits: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0u8; bits.len().div_ceil(8)];
     for (i, b) in bits.iter().enumerate() {
         bytes[i / 8] |= (b & 1) << (i % 8);

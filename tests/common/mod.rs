@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
+use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::vision::{Models, default_models_dir};
 use serde::Deserialize;
 
@@ -41,8 +42,14 @@ pub fn enroller() -> &'static Enroller {
     ENROLLER.get_or_init(|| {
         let models = Models::load(&default_models_dir()).expect("models");
         let policies = Scenario::ALL.map(recognize_agent::vision::filters::Policy::for_scenario);
-        Enroller::new(models, policies)
+        Enroller::new(models, policies, KeyFile::ephemeral().expect("a key"))
     })
+}
+
+/// The identity key file the agent processes of the tests use (in Cargo's scratch
+/// directory, never the user's home).
+pub fn identity_key() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("identity.key")
 }
 
 pub mod server;

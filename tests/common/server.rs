@@ -33,6 +33,7 @@ impl Agent {
         cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .env_remove("AUTH_SERVER_URL")
             .env_remove("AUTH_SERVER_API_KEY")
+            .env("IDENTITY_KEY_FILE", super::identity_key())
             .env(
                 "RUST_LOG",
                 "debug,tract_core=warn,tract_linalg=warn,tract_hir=warn,tract_onnx=warn",
