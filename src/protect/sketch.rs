@@ -68,8 +68,13 @@ impl Sketch {
     /// The secret, if `embedding` is close enough to the enrolled one; `None` otherwise.
     pub fn recover(&self, embedding: &Embedding) -> Option<Secret> {
         let projected = template::project(&self.seed, embedding);
-        let bits = Zeroizing::new(template::bits(&projected, &self.selection));
-        let word = Zeroizing::new(xor(&self.helper, &bits));
+        self.recover_bits(&Zeroizing::new(template::bits(&projected, &self.selection)))
+    }
+
+    /// The secret, if the template `bits` (at the selection) are close enough to the
+    /// enrolled ones; `None` otherwise.
+    pub fn recover_bits(&self, bits: &[u8]) -> Option<Secret> {
+        let word = Zeroizing::new(xor(&self.helper, bits));
         let codeword = Zeroizing::new(code().decode(&word)?);
         Some(Zeroizing::new(code().message(&codeword).to_vec()))
     }

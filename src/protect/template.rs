@@ -17,29 +17,37 @@ pub const PROJECTED: usize = 2047;
 /// Bits kept: the projections of largest magnitude at enrolment.
 pub const KEPT: usize = 511;
 
-/// The embedding's `PROJECTED` projections on the rows drawn from `seed`.
-pub fn project(seed: &[u8; 32], embedding: &Embedding) -> Vec<f32> {
+/// The `PROJECTED` rows of the projection drawn from `seed`.
+pub fn rows(seed: &[u8; 32]) -> impl Iterator<Item = [f64; DIM]> {
     let mut rng = ChaCha20Rng::from_seed(*seed);
     let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    let mut row = [0.0f64; DIM];
-    (0..PROJECTED)
-        .map(|_| {
-            for pair in row.chunks_exact_mut(2) {
-                let (u, v) = (uniform(), uniform());
-                // 1 − u lies in (0, 1], so the logarithm is finite.
-                let radius = (-2.0 * (1.0 - u).ln()).sqrt();
-                let (sin, cos) = (std::f64::consts::TAU * v).sin_cos();
-                pair[0] = radius * cos;
-                pair[1] = radius * sin;
-            }
-            let dot: f64 = row
-                .iter()
-                .zip(&embedding.vector)
-                .map(|(r, e)| r * *e as f64)
-                .sum();
-            dot as f32
-        })
-        .collect()
+    (0..PROJECTED).map(move |_| {
+        let mut row = [0.0f64; DIM];
+        for pair in row.chunks_exact_mut(2) {
+            let (u, v) = (uniform(), uniform());
+            // 1 − u lies in (0, 1], so the logarithm is finite.
+            let radius = (-2.0 * (1.0 - u).ln()).sqrt();
+            let (sin, cos) = (std::f64::consts::TAU * v).sin_cos();
+            pair[0] = radius * cos;
+            pair[1] = radius * sin;
+        }
+        row
+    })
+}
+
+/// The embedding's `PROJECTED` projections on the rows drawn from `seed`.
+pub fn project(seed: &[u8; 32], embedding: &Embedding) -> Vec<f32> {
+    rows(seed).map(|row| projection(&row, embedding)).collect()
+}
+
+/// The embedding's projection on one row.
+pub fn projection(row: &[f64; DIM], embedding: &Embedding) -> f32 {
+    let dot: f64 = row
+        .iter()
+        .zip(&embedding.vector)
+        .map(|(r, e)| r * *e as f64)
+        .sum();
+    dot as f32
 }
 
 /// The indices of the `KEPT` projections of largest magnitude, ascending.
