@@ -129,6 +129,7 @@ impl Enroller {
             .unwrap_or(0);
         let server = ServerState {
             keyless_id: keyless_id.clone(),
+            client_type,
             scenario,
             created,
             model: states::MODEL_ID.into(),

@@ -5,6 +5,7 @@
 //! ([`vision::detect`]) → filters ([`vision::filters`]) → template ([`vision::embed`])
 //! → states ([`protect::states`]).
 
+pub mod backend;
 pub mod config;
 pub mod contract;
 pub mod enroll;

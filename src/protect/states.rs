@@ -68,6 +68,8 @@ pub struct ClientState {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerState {
     pub keyless_id: String,
+    /// The device type of the client state made with it, which the backend lists.
+    pub client_type: ClientType,
     pub scenario: Scenario,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,

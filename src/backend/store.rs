@@ -1,0 +1,407 @@
+//! The backend's records in SQLite: users (registered from signed server states, then
+//! committed), their devices, one-time challenges. Schema migrations by
+//! `PRAGMA user_version`; WAL journal; every write in one transaction.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::protect::states::ClientType;
+
+/// Schema versions, applied in order; `user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE users (
+        keyless_id TEXT PRIMARY KEY,
+        public_key BLOB NOT NULL,
+        agent_key BLOB NOT NULL,
+        scenario TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        committed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        keyless_id TEXT NOT NULL REFERENCES users(keyless_id) ON DELETE CASCADE,
+        type TEXT NOT NULL CHECK (type IN ('BACKUP', 'TEMPORARY', 'SDK')),
+        public_key BLOB,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX devices_by_user ON devices(keyless_id);
+    CREATE TABLE challenges (
+        nonce TEXT PRIMARY KEY,
+        keyless_id TEXT NOT NULL REFERENCES users(keyless_id) ON DELETE CASCADE,
+        expires_at INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0
+    );
+"];
+
+/// Device types as stored and listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceType {
+    Backup,
+    Temporary,
+    Sdk,
+}
+
+impl DeviceType {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Backup => "BACKUP",
+            DeviceType::Temporary => "TEMPORARY",
+            DeviceType::Sdk => "SDK",
+        }
+    }
+
+    fn parse(s: &str) -> Option<DeviceType> {
+        [DeviceType::Backup, DeviceType::Temporary, DeviceType::Sdk]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+impl From<ClientType> for DeviceType {
+    fn from(t: ClientType) -> Self {
+        match t {
+            ClientType::Backup => DeviceType::Backup,
+            ClientType::Temporary => DeviceType::Temporary,
+        }
+    }
+}
+
+/// A device bound to a user, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub device_id: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A user to register.
+pub struct NewUser<'a> {
+    pub keyless_id: &'a str,
+    pub public_key: &'a [u8],
+    pub agent_key: &'a [u8],
+    pub scenario: &'a str,
+    pub created: u64,
+    /// The device of the enrolment's client state.
+    pub device: (&'a str, DeviceType),
+}
+
+/// What a store operation can run into.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// The user is already registered.
+    Exists,
+    /// No such user (or device, or challenge).
+    NotFound,
+    /// The challenge was used already or has expired.
+    ChallengeSpent,
+    /// The database failed.
+    Database(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating it if needed) the database at `path`, migrated to the current
+    /// schema; `:memory:` for a private in-memory one.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for sql in MIGRATIONS.iter().skip(version) {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Registers a user (uncommitted unless `committed`) with its enrolment device, in
+    /// one transaction.
+    pub fn register(&mut self, user: &NewUser, committed: bool) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO users (keyless_id, public_key, agent_key, scenario, created, committed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![
+                user.keyless_id,
+                user.public_key,
+                user.agent_key,
+                user.scenario,
+                user.created as i64,
+                committed
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Exists);
+        }
+        tx.execute(
+            "INSERT INTO devices (device_id, keyless_id, type, public_key, created_at)
+             VALUES (?1, ?2, ?3, NULL, ?4)",
+            params![
+                user.device.0,
+                user.keyless_id,
+                user.device.1.as_str(),
+                user.created as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Commits a registered user.
+    pub fn commit(&mut self, keyless_id: &str) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE users SET committed = 1 WHERE keyless_id = ?1",
+            [keyless_id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A committed user's biometric public key.
+    pub fn public_key(&self, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT public_key FROM users WHERE keyless_id = ?1 AND committed = 1",
+                [keyless_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Records a one-time challenge for a committed user, valid until `expires_at`.
+    pub fn add_challenge(
+        &mut self,
+        keyless_id: &str,
+        nonce: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        self.public_key(keyless_id)?;
+        self.conn.execute(
+            "INSERT INTO challenges (nonce, keyless_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![nonce, keyless_id, expires_at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Spends `nonce` for `keyless_id` at time `now` and, if it was fresh and the
+    /// caller found the proof valid, binds `device` (id, type, public key); all in one
+    /// transaction. Returns whether it bound. A spent or expired challenge fails and
+    /// binds nothing; an invalid proof spends the challenge too.
+    pub fn bind_device(
+        &mut self,
+        keyless_id: &str,
+        nonce: &str,
+        now: u64,
+        device: (&str, DeviceType, &[u8]),
+        proof_is_valid: bool,
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let spent = tx.execute(
+            "UPDATE challenges SET used = 1
+             WHERE nonce = ?1 AND keyless_id = ?2 AND used = 0 AND expires_at > ?3",
+            params![nonce, keyless_id, now as i64],
+        )?;
+        if spent == 0 {
+            return Err(StoreError::ChallengeSpent);
+        }
+        if proof_is_valid {
+            tx.execute(
+                "INSERT INTO devices (device_id, keyless_id, type, public_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    device.0,
+                    keyless_id,
+                    device.1.as_str(),
+                    device.2,
+                    now as i64
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(proof_is_valid)
+    }
+
+    /// A committed user's devices, oldest first.
+    pub fn devices(&self, keyless_id: &str) -> Result<Vec<Device>, StoreError> {
+        self.public_key(keyless_id)?;
+        let mut query = self.conn.prepare(
+            "SELECT device_id, type, created_at FROM devices
+             WHERE keyless_id = ?1 ORDER BY created_at, device_id",
+        )?;
+        let rows = query.query_map([keyless_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut devices = Vec::new();
+        for row in rows {
+            let (device_id, kind, created_at) = row?;
+            let device_type = DeviceType::parse(&kind)
+                .ok_or_else(|| StoreError::Database(format!("unknown device type {kind}")))?;
+            devices.push(Device {
+                device_id,
+                device_type,
+                created_at: created_at.max(0) as u64,
+            });
+        }
+        Ok(devices)
+    }
+
+    /// Deletes one of a user's devices.
+    pub fn delete_device(&mut self, keyless_id: &str, device_id: &str) -> Result<(), StoreError> {
+        let deleted = self.conn.execute(
+            "DELETE FROM devices WHERE keyless_id = ?1 AND device_id = ?2",
+            [keyless_id, device_id],
+        )?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user<'a>(id: &'a str, device: &'a str) -> NewUser<'a> {
+        NewUser {
+            keyless_id: id,
+            public_key: &[1; 32],
+            agent_key: &[2; 32],
+            scenario: "SELFIE",
+            created: 100,
+            device: (device, DeviceType::Backup),
+        }
+    }
+
+    #[test]
+    fn users_register_commit_and_list_devices() {
+        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        store.register(&user("u1", "d1"), false).unwrap();
+        assert_eq!(
+            store.register(&user("u1", "d9"), false),
+            Err(StoreError::Exists)
+        );
+        // Uncommitted users are invisible.
+        assert_eq!(store.devices("u1"), Err(StoreError::NotFound));
+        store.commit("u1").unwrap();
+        assert_eq!(store.commit("nobody"), Err(StoreError::NotFound));
+        assert_eq!(store.public_key("u1").unwrap(), vec![1; 32]);
+        let listed = store.devices("u1").unwrap();
+        assert_eq!(
+            listed,
+            vec![Device {
+                device_id: "d1".into(),
+                device_type: DeviceType::Backup,
+                created_at: 100
+            }]
+        );
+        store.delete_device("u1", "d1").unwrap();
+        assert_eq!(store.delete_device("u1", "d1"), Err(StoreError::NotFound));
+        assert!(store.devices("u1").unwrap().is_empty());
+    }
+
+    /// A failed registration (its device clashes) leaves no user behind.
+    #[test]
+    fn a_failed_registration_leaves_nothing() {
+        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        store.register(&user("u1", "d1"), true).unwrap();
+        assert!(matches!(
+            store.register(&user("u2", "d1"), true),
+            Err(StoreError::Database(_))
+        ));
+        assert_eq!(store.public_key("u2"), Err(StoreError::NotFound));
+    }
+
+    #[test]
+    fn challenges_are_one_time_and_expire() {
+        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        store.register(&user("u1", "d1"), true).unwrap();
+        assert_eq!(
+            store.add_challenge("nobody", "n0", 200),
+            Err(StoreError::NotFound)
+        );
+        store.add_challenge("u1", "n1", 200).unwrap();
+        store.add_challenge("u1", "n2", 200).unwrap();
+        store.add_challenge("u1", "n3", 200).unwrap();
+        let sdk = ("s1", DeviceType::Sdk, &[3u8; 32][..]);
+        assert_eq!(store.bind_device("u1", "n1", 150, sdk, true), Ok(true));
+        // Replayed, expired, another user's: refused, nothing bound.
+        let again = ("s2", DeviceType::Sdk, &[3u8; 32][..]);
+        for (id, nonce, now) in [("u1", "n1", 150), ("u1", "n2", 200), ("u2", "n3", 150)] {
+            assert_eq!(
+                store.bind_device(id, nonce, now, again, true),
+                Err(StoreError::ChallengeSpent)
+            );
+        }
+        // A bad proof spends the challenge and binds nothing.
+        assert_eq!(store.bind_device("u1", "n3", 150, again, false), Ok(false));
+        assert_eq!(
+            store.bind_device("u1", "n3", 150, again, true),
+            Err(StoreError::ChallengeSpent)
+        );
+        let types: Vec<DeviceType> = store
+            .devices("u1")
+            .unwrap()
+            .iter()
+            .map(|d| d.device_type)
+            .collect();
+        assert_eq!(types, [DeviceType::Backup, DeviceType::Sdk]);
+    }
+
+    #[test]
+    fn migrations_run_once_on_a_file() {
+        let dir = std::env::temp_dir().join(format!("ra-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("backend.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.register(&user("u1", "d1"), true).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.devices("u1").unwrap().len(), 1);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
