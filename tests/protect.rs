@@ -41,3 +41,35 @@ fn the_same_person_recovers_the_secret_and_others_do_not() {
         );
     }
 }
+
+/// Two enrolments of the same photo share nothing: their helper data agree on about half
+/// the bits (chance), their seeds and bit selections differ.
+#[test]
+fn two_enrolments_of_one_photo_are_unlinkable() {
+    let face = embedding("clean/obama.jpg");
+    let (a, _) = Sketch::enrol(&face).unwrap();
+    let (b, _) = Sketch::enrol(&face).unwrap();
+    let agree = a
+        .helper
+        .iter()
+        .zip(&b.helper)
+        .filter(|(x, y)| x == y)
+        .count();
+    let share = agree as f64 / a.helper.len() as f64;
+    // 511 fair coins: 0.5 ± 0.022 (one standard deviation); 0.4 to 0.6 is 4.5 of them.
+    assert!(
+        (0.4..0.6).contains(&share),
+        "helper data agree on {share:.3}"
+    );
+    assert_ne!(a.seed, b.seed);
+    let common = a
+        .selection
+        .iter()
+        .filter(|i| b.selection.contains(i))
+        .count();
+    // Independent selections of 511 of 2047 share about a quarter (128 ± 10).
+    assert!(
+        (80..180).contains(&common),
+        "{common} kept projections in common"
+    );
+}

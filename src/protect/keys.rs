@@ -49,7 +49,7 @@ impl KeyFile {
         }
         let mut draft = path.as_os_str().to_owned();
         let mut tag = [0u8; 8];
-        getrandom::fill(&mut tag).map_err(|e| std::io::Error::other(e.to_string()))?;
+        fill_random(&mut tag)?;
         draft.push(format!(".new-{}", u64::from_le_bytes(tag)));
         let draft = std::path::PathBuf::from(draft);
         let mut options = std::fs::OpenOptions::new();
@@ -84,7 +84,7 @@ impl KeyFile {
     /// A fresh key kept in memory only.
     pub fn ephemeral() -> std::io::Result<KeyFile> {
         let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut *secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+        fill_random(&mut *secret)?;
         Ok(KeyFile {
             key: SigningKey::from_bytes(&secret),
         })
@@ -98,6 +98,11 @@ impl KeyFile {
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }
+}
+
+/// `bytes` filled from the OS's random source.
+fn fill_random(bytes: &mut [u8]) -> std::io::Result<()> {
+    getrandom::fill(bytes).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]

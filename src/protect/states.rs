@@ -239,11 +239,6 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     Ok(bytes)
 }
 
-/// `N` fresh random bytes from the OS, as base64url.
-pub fn random_b64<const N: usize>() -> Result<String, getrandom::Error> {
-    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<N>()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
