@@ -184,26 +184,4 @@ mod tests {
         extra[0] ^= if sketch.selection[0] == 0 { 2 } else { 1 };
         assert!(Sketch::from_parts(&parts.0, &extra, &parts.2).is_err());
     }
-
-    /// Two enrolments of the same face: helper data agrees on about half the bits, and
-    /// neither seed nor selection is shared.
-    #[test]
-    fn enrolments_are_unlinkable() {
-        let face = towards(&unit(3), &unit(4), 1.0);
-        let (x, _) = Sketch::enrol(&face).unwrap();
-        let (y, _) = Sketch::enrol(&face).unwrap();
-        let agree = x
-            .helper
-            .iter()
-            .zip(&y.helper)
-            .filter(|(a, b)| a == b)
-            .count();
-        let share = agree as f64 / KEPT as f64;
-        assert!(
-            (0.4..0.6).contains(&share),
-            "helper data agree on {share:.2}"
-        );
-        assert_ne!(x.seed, y.seed);
-        assert_ne!(x.selection, y.selection);
-    }
 }
