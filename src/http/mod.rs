@@ -1,4 +1,5 @@
-//! The HTTP agent: a `tiny_http` server, a fixed pool of workers, routes on `embedded-svc` traits.
+//! The HTTP agent: a `tiny_http` server, a fixed pool of workers, routes on `embedded-svc`
+//! traits. The server runs any [`Service`]; the agent's is [`App`].
 
 pub mod admission;
 pub mod connection;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use crate::enroll::Enroller;
 use admission::Gate;
 use connection::TinyConnection;
+use embedded_svc::http::server::Connection;
 
 /// Request limits.
 #[derive(Clone, Copy, Debug)]
@@ -34,20 +36,31 @@ pub struct App {
     pub backend: Option<Backend>,
 }
 
+/// What a [`Server`] serves: one exchange at a time on a transport-free connection.
+pub trait Service: Send + Sync + 'static {
+    fn handle<C: Connection>(&self, conn: &mut C) -> Result<(), C::Error>;
+}
+
+impl Service for App {
+    fn handle<C: Connection>(&self, conn: &mut C) -> Result<(), C::Error> {
+        routes::handle(self, conn)
+    }
+}
+
 /// A bound server; [`Server::run`] serves until the process ends.
-pub struct Server {
+pub struct Server<S: Service> {
     inner: Arc<tiny_http::Server>,
-    app: Arc<App>,
+    app: Arc<S>,
     workers: usize,
 }
 
-impl Server {
+impl<S: Service> Server<S> {
     /// Binds `addr` (port 0 picks a free port). `workers` threads handle requests.
     pub fn bind(
         addr: &str,
-        app: App,
+        app: S,
         workers: usize,
-    ) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Server<S>, Box<dyn std::error::Error + Send + Sync>> {
         let inner = tiny_http::Server::http(addr)?;
         Ok(Server {
             inner: Arc::new(inner),
@@ -70,7 +83,7 @@ impl Server {
                     .spawn(move || {
                         while let Ok(request) = server.recv() {
                             let mut conn = TinyConnection::new(request);
-                            if let Err(e) = routes::handle(&app, &mut conn) {
+                            if let Err(e) = app.handle(&mut conn) {
                                 log::warn!("response not written: {e}");
                             }
                             if let Err(e) = conn.finish() {
