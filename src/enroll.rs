@@ -19,6 +19,8 @@ pub struct Enroller {
     pub models: Models,
     policies: [Policy; 3],
     identity: KeyFile,
+    /// The identity's public key as the states carry it.
+    agent_key: String,
 }
 
 /// Result of an enrolment that ran to the end.
@@ -52,6 +54,7 @@ impl Enroller {
         Enroller {
             models,
             policies,
+            agent_key: b64(&identity.public()),
             identity,
         }
     }
@@ -109,7 +112,6 @@ impl Enroller {
         let public_key = b64(&keys::biometric_key(&secret, &salt)
             .verifying_key()
             .to_bytes());
-        let agent_key = b64(&self.identity.public());
         let client = ClientState {
             keyless_id: keyless_id.clone(),
             client_type,
@@ -119,7 +121,7 @@ impl Enroller {
             bits: b64(&sketch.mask_bytes()),
             helper: b64(&sketch.helper_bytes()),
             public_key: public_key.clone(),
-            agent_key: agent_key.clone(),
+            agent_key: self.agent_key.clone(),
             signature: String::new(),
         }
         .sign(&self.identity);
@@ -134,7 +136,7 @@ impl Enroller {
             created,
             model: states::MODEL_ID.into(),
             public_key,
-            agent_key,
+            agent_key: self.agent_key.clone(),
             signature: String::new(),
         }
         .sign(&self.identity);

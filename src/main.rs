@@ -194,10 +194,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             ref image,
         } => {
             let (json, code) = match verify(&cli, client_state, image) {
-                Ok(json) => {
-                    let matched = json["match"] == true;
-                    (json, if matched { 0 } else { 1 })
-                }
+                Ok((true, json)) => (json, 0),
+                Ok((false, json)) => (json, 1),
                 Err(e) => (serde_json::json!({ "error": e.to_string() }), 2),
             };
             println!("{json}");
@@ -206,8 +204,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// Whether the face in `image` recovers the key of the client state in `state_file`.
-fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<serde_json::Value, Error> {
+/// Whether the face in `image` recovers the key of the client state in `state_file`,
+/// and the JSON that says so.
+fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_json::Value), Error> {
     let text = std::fs::read_to_string(state_file)
         .map_err(|e| format!("{}: {e}", state_file.display()))?;
     let state = ClientState::decode(&text).map_err(|e| format!("{}: {e}", state_file.display()))?;
@@ -219,11 +218,15 @@ fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<serde_json::Valu
         .primary
         .ok_or_else(|| format!("{}: no single clear face", image.display()))?;
     let key = state.recover_key(&face.embedding)?;
-    Ok(serde_json::json!({
-        "match": key.is_some(),
-        "keylessId": state.keyless_id,
-        "type": state.client_type,
-    }))
+    let matched = key.is_some();
+    Ok((
+        matched,
+        serde_json::json!({
+            "match": matched,
+            "keylessId": state.keyless_id,
+            "type": state.client_type,
+        }),
+    ))
 }
 
 fn models(cli: &Cli) -> Result<Models, Error> {

@@ -69,13 +69,12 @@ impl KeyFile {
     /// The key in `path`.
     fn load(path: &Path) -> std::io::Result<KeyFile> {
         let bytes = Zeroizing::new(std::fs::read(path)?);
-        let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        let secret = Zeroizing::new(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("{}: not a 32-byte key", path.display()),
             )
-        })?;
-        let secret = Zeroizing::new(secret);
+        })?);
         Ok(KeyFile {
             key: SigningKey::from_bytes(&secret),
         })

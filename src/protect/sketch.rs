@@ -81,11 +81,9 @@ impl Sketch {
 
     /// The selection as a mask of [`PROJECTED`] bits, packed (least significant first).
     pub fn mask_bytes(&self) -> Vec<u8> {
-        let mut mask = vec![0u8; PROJECTED.div_ceil(8)];
-        for &i in &self.selection {
-            mask[i as usize / 8] |= 1 << (i % 8);
-        }
-        mask
+        let mut mask = vec![0u8; PROJECTED];
+        self.selection.iter().for_each(|&i| mask[i as usize] = 1);
+        pack(&mask)
     }
 
     /// The helper bits, packed (least significant first).
@@ -99,20 +97,16 @@ impl Sketch {
         let seed: [u8; 32] = seed
             .try_into()
             .map_err(|_| Malformed("the projection seed is not 32 bytes"))?;
-        if mask.len() != PROJECTED.div_ceil(8) {
-            return Err(Malformed("the bit selection has the wrong length"));
-        }
+        let mask =
+            unpack(mask, PROJECTED).ok_or(Malformed("the bit selection has the wrong length"))?;
         let selection: Vec<u16> = (0..PROJECTED as u16)
-            .filter(|&i| mask[i as usize / 8] >> (i % 8) & 1 == 1)
+            .filter(|&i| mask[i as usize] == 1)
             .collect();
-        let beyond = mask[PROJECTED / 8] >> (PROJECTED % 8) != 0;
-        if selection.len() != KEPT || beyond {
+        if selection.len() != KEPT {
             return Err(Malformed("the bit selection does not keep 511 bits"));
         }
-        if helper.len() != KEPT.div_ceil(8) || helper[KEPT / 8] >> (KEPT % 8) != 0 {
-            return Err(Malformed("the helper data has the wrong length"));
-        }
-        let helper = (0..KEPT).map(|i| helper[i / 8] >> (i % 8) & 1).collect();
+        let helper =
+            unpack(helper, KEPT).ok_or(Malformed("the helper data has the wrong length"))?;
         Ok(Sketch {
             seed,
             selection,
@@ -128,6 +122,16 @@ fn pack(bits: &[u8]) -> Vec<u8> {
         bytes[i / 8] |= (b & 1) << (i % 8);
     }
     bytes
+}
+
+/// The `n` bits [`pack`] made `bytes` of; `None` if `bytes` is not their length or sets
+/// bits beyond them.
+fn unpack(bytes: &[u8], n: usize) -> Option<Vec<u8>> {
+    let bits: Vec<u8> = (0..bytes.len() * 8)
+        .map(|i| bytes[i / 8] >> (i % 8) & 1)
+        .collect();
+    let fits = bytes.len() == n.div_ceil(8) && bits[n..].iter().all(|b| *b == 0);
+    fits.then(|| bits[..n].to_vec())
 }
 
 fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {

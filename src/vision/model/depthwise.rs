@@ -191,8 +191,8 @@ impl Depthwise {
     /// so that every output reads only inside it; then along each output row, blocks of
     /// outputs accumulate all taps in registers. `S` is the column stride when it is 1 or
     /// 2 (known at compile time), 0 for any other. At stride 1, each plane is computed as
-    /// one long row (fewer, longer blocks) and then copied out. With `avx512` (which the CPU must have), the
-    /// rows [`avx512_row`] covers take it.
+    /// one long row (fewer, longer blocks) and then copied out. With `avx512` (which the
+    /// CPU must have), the rows [`avx512_row`] covers take it.
     #[inline(always)]
     fn run_nchw<const FMA: bool, const S: usize>(
         &self,

@@ -97,7 +97,13 @@ impl Pointwise {
             let x = x.apart(out, &mut copy);
             for p in 0..pixels {
                 for o in 0..self.outputs {
-                    self.block::<K, 1, 1>((x, pixels, p), residual, out, o, p);
+                    let to = Target {
+                        out: &mut *out,
+                        residual,
+                        o,
+                        p,
+                    };
+                    self.block::<K, 1, 1>((x, pixels, p), to);
                 }
             }
             return;
@@ -121,11 +127,23 @@ impl Pointwise {
                 let x = (&packed[..], len, p);
                 if self.outputs >= R {
                     for o in kernel::starts(self.outputs, R) {
-                        self.block::<K, R, C>(x, residual, out, o, start + p);
+                        let to = Target {
+                            out: &mut *out,
+                            residual,
+                            o,
+                            p: start + p,
+                        };
+                        self.block::<K, R, C>(x, to);
                     }
                 } else {
                     for o in 0..self.outputs {
-                        self.block::<K, 1, C>(x, residual, out, o, start + p);
+                        let to = Target {
+                            out: &mut *out,
+                            residual,
+                            o,
+                            p: start + p,
+                        };
+                        self.block::<K, 1, C>(x, to);
                     }
                 }
             }
@@ -133,69 +151,36 @@ impl Pointwise {
         }
     }
 
-    /// Outputs `[o, o + R) × [p, p + C)` by `K`; `x` is the input (values, row length,
-    /// column of pixel `p` in it).
+    /// The block of `R` × `C` outputs `to` names, by `K`; `x` is the input (values, row
+    /// length, column of pixel `to.p` in it).
     #[inline(always)]
     fn block<K: Block, const R: usize, const C: usize>(
         &self,
         x: (&[f32], usize, usize),
-        residual: Option<&[f32]>,
-        out: &mut [f32],
-        o: usize,
-        p: usize,
+        to: Target,
     ) {
         // SAFETY: `K` is only chosen where the CPU has its instructions.
-        unsafe { K::block::<R, C>(self, x, residual, out, o, p) };
-    }
-
-    /// [`Pointwise::block`] in plain Rust, with fused multiply-adds when `FMA`.
-    #[inline(always)]
-    fn portable_block<const FMA: bool, const R: usize, const C: usize>(
-        &self,
-        (x, stride, column): (&[f32], usize, usize),
-        residual: Option<&[f32]>,
-        out: &mut [f32],
-        o: usize,
-        p: usize,
-    ) {
-        let mut acc = [[0.0f32; C]; R];
-        for i in 0..self.inputs {
-            let xs = &x[i * stride + column..][..C];
-            let ws = &self.transposed[i * self.outputs + o..][..R];
-            for (row, w) in acc.iter_mut().zip(ws) {
-                for (a, v) in row.iter_mut().zip(xs) {
-                    *a = madd::<FMA>(*w, *v, *a);
-                }
-            }
-        }
-        let pixels = self.pixels();
-        for (r, sums) in acc.iter_mut().enumerate() {
-            let bias = self.bias[o + r];
-            sums.iter_mut().for_each(|s| *s += bias);
-            if let Some(residual) = residual {
-                let res = &residual[(o + r) * pixels + p..][..C];
-                sums.iter_mut().zip(res).for_each(|(s, v)| *s += v);
-            }
-            if self.relu {
-                sums.iter_mut().for_each(|s| *s = s.max(0.0));
-            }
-            out[(o + r) * pixels + p..][..C].copy_from_slice(sums);
-        }
+        unsafe { K::block::<R, C>(self, x, to) };
     }
 }
 
-/// How a path computes a block of `R` × `C` outputs, as [`Pointwise::portable_block`]
-/// defines.
+/// Where a block of outputs goes: outputs `[o, o + R) × [p, p + C)` of `out`, with the
+/// same outputs of `residual` added.
+struct Target<'a> {
+    out: &'a mut [f32],
+    residual: Option<&'a [f32]>,
+    o: usize,
+    p: usize,
+}
+
+/// How a path computes a block of `R` × `C` outputs, as [`Portable`] defines it.
 trait Block {
     /// # Safety
     /// The CPU must have the instructions the implementation names.
     unsafe fn block<const R: usize, const C: usize>(
         op: &Pointwise,
         x: (&[f32], usize, usize),
-        residual: Option<&[f32]>,
-        out: &mut [f32],
-        o: usize,
-        p: usize,
+        to: Target,
     );
 }
 
@@ -206,13 +191,37 @@ impl<const FMA: bool> Block for Portable<FMA> {
     #[inline(always)]
     unsafe fn block<const R: usize, const C: usize>(
         op: &Pointwise,
-        x: (&[f32], usize, usize),
-        residual: Option<&[f32]>,
-        out: &mut [f32],
-        o: usize,
-        p: usize,
+        (x, stride, column): (&[f32], usize, usize),
+        Target {
+            out,
+            residual,
+            o,
+            p,
+        }: Target,
     ) {
-        op.portable_block::<FMA, R, C>(x, residual, out, o, p);
+        let mut acc = [[0.0f32; C]; R];
+        for i in 0..op.inputs {
+            let xs = &x[i * stride + column..][..C];
+            let ws = &op.transposed[i * op.outputs + o..][..R];
+            for (row, w) in acc.iter_mut().zip(ws) {
+                for (a, v) in row.iter_mut().zip(xs) {
+                    *a = madd::<FMA>(*w, *v, *a);
+                }
+            }
+        }
+        let pixels = op.pixels();
+        for (r, sums) in acc.iter_mut().enumerate() {
+            let bias = op.bias[o + r];
+            sums.iter_mut().for_each(|s| *s += bias);
+            if let Some(residual) = residual {
+                let res = &residual[(o + r) * pixels + p..][..C];
+                sums.iter_mut().zip(res).for_each(|(s, v)| *s += v);
+            }
+            if op.relu {
+                sums.iter_mut().for_each(|s| *s = s.max(0.0));
+            }
+            out[(o + r) * pixels + p..][..C].copy_from_slice(sums);
+        }
     }
 }
 
@@ -235,22 +244,20 @@ macro_rules! simd_kernel {
             unsafe fn block<const R: usize, const C: usize>(
                 op: &Pointwise,
                 x: (&[f32], usize, usize),
-                residual: Option<&[f32]>,
-                out: &mut [f32],
-                o: usize,
-                p: usize,
+                to: Target,
             ) {
+                // SAFETY (both): the caller checked that the CPU has the instructions,
+                // fused multiply-adds among them.
                 if C == $columns {
-                    // SAFETY: the caller checked that the CPU has the instructions.
-                    unsafe { $name::<R>(op, x, residual, out, o, p) };
+                    unsafe { $name::<R>(op, x, to) };
                 } else {
-                    op.portable_block::<true, R, C>(x, residual, out, o, p);
+                    unsafe { Portable::<true>::block::<R, C>(op, x, to) };
                 }
             }
         }
 
-        /// [`Pointwise::portable_block`] for `R` × `$columns` outputs, summed, biased, added to
-        /// the residual and clamped in registers.
+        /// [`Portable`]'s block for `R` × `$columns` outputs, summed, biased, added to the
+        /// residual and clamped in registers.
         ///
         /// # Safety
         /// The CPU must have the instructions of the kernel.
@@ -259,10 +266,7 @@ macro_rules! simd_kernel {
         unsafe fn $name<const R: usize>(
             op: &Pointwise,
             (x, stride, column): (&[f32], usize, usize),
-            residual: Option<&[f32]>,
-            out: &mut [f32],
-            o: usize,
-            p: usize,
+            Target { out, residual, o, p }: Target,
         ) {
             use std::arch::x86_64::*;
             const REGS: usize = $columns / $lanes;
@@ -318,7 +322,7 @@ simd_kernel!(
     // Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the
     // cross toolchain) still counts them as unsafe calls.
     #[allow(unsafe_op_in_unsafe_fn)]
-    fn sums_avx2, COLUMNS, __m256, 8,
+    fn block_avx2, COLUMNS, __m256, 8,
     _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
     _mm256_max_ps, _mm256_storeu_ps
 );
@@ -355,7 +359,7 @@ mod avx512 {
         #[rustversion::since(1.89)]
         kernel Avx512: "AVX-512 (F).";
         #[target_feature(enable = "avx512f")]
-        fn sums_avx512, COLUMNS, __m512, 16,
+        fn block_avx512, COLUMNS, __m512, 16,
         _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
         _mm512_max_ps, _mm512_storeu_ps
     );
