@@ -11,4 +11,5 @@ pub mod contract;
 pub mod enroll;
 pub mod http;
 pub mod protect;
+pub mod recovery;
 pub mod vision;

@@ -6,12 +6,17 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use recognize_agent::backend::api::{Backend, Settings};
+use recognize_agent::backend::client::Client;
+use recognize_agent::backend::store::Store;
 use recognize_agent::contract::{FilterTriggered, Scenario};
 use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
-use recognize_agent::http::{App, Backend, Limits, Server, admission::Gate};
-use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::http::{App, Limits, Server, admission::Gate};
+use recognize_agent::protect::keys::{self, KeyFile};
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
+use recognize_agent::recovery::{self, RecoveryError};
 use recognize_agent::vision::decode::{self, DecodeOptions};
+use recognize_agent::vision::embed::Embedding;
 use recognize_agent::vision::{Models, default_models_dir};
 
 #[derive(Parser)]
@@ -32,9 +37,8 @@ struct Cli {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
     /// The agent's identity key (32 bytes, created with mode 0600 on first use), which
-    /// signs the states [default: $STATE_DIRECTORY/identity.key, else
-    /// $XDG_STATE_HOME/recognize-agent/identity.key, else
-    /// ~/.local/state/recognize-agent/identity.key]
+    /// signs the states [default: identity.key in the state directory: $STATE_DIRECTORY,
+    /// else $XDG_STATE_HOME/recognize-agent, else ~/.local/state/recognize-agent]
     #[arg(long, env = "IDENTITY_KEY_FILE", global = true)]
     identity_key: Option<PathBuf>,
 }
@@ -77,6 +81,64 @@ enum Command {
         client_state: PathBuf,
         image: PathBuf,
     },
+    /// On a new device: recover the key of a client state from the face in IMAGE, prove
+    /// it to the backend and bind this device (its own key pair) as an SDK device.
+    /// Prints {"keylessId", "deviceId", "type"}; exit 0: bound, 1: the face does not
+    /// recover the key (nothing is sent), 2: error (bad state, no face, backend refused).
+    Recover(RecoverArgs),
+    /// Serve the reference backend: registers users from trusted agents' server states,
+    /// binds devices that prove the biometric key, lists and deletes devices.
+    Backend(BackendArgs),
+}
+
+#[derive(clap::Args)]
+struct RecoverArgs {
+    /// Backend base URL
+    #[arg(long, env = "AUTH_SERVER_URL")]
+    backend: String,
+    /// Backend API key
+    #[arg(long, env = "AUTH_SERVER_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// File holding the clientState string
+    #[arg(long)]
+    client_state: PathBuf,
+    /// This device's own key (created with mode 0600 on first use) [default: device.key
+    /// in the state directory]
+    #[arg(long, env = "DEVICE_KEY_FILE")]
+    device_key: Option<PathBuf>,
+    image: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct BackendArgs {
+    /// Address to listen on
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on (0 picks a free one)
+    #[arg(long, env = "PORT", default_value_t = 8090)]
+    port: u16,
+    /// SQLite database file, created and migrated on start [default: backend.db in the
+    /// state directory]
+    #[arg(long, env = "DATABASE")]
+    database: Option<PathBuf>,
+    /// The key every call must carry in X-Api-Key
+    #[arg(long, env = "BACKEND_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// Identity public keys (base64url, as `recognize-agent identity` prints them) of the
+    /// agents whose server states are accepted, comma-separated
+    #[arg(
+        long,
+        env = "TRUSTED_AGENT_KEYS",
+        value_delimiter = ',',
+        required = true
+    )]
+    trusted_agent_keys: Vec<String>,
+    /// Seconds a recovery challenge stays valid
+    #[arg(long, env = "CHALLENGE_TTL_SECONDS", default_value_t = 120)]
+    challenge_ttl_seconds: u64,
+    /// Threads serving requests
+    #[arg(long, env = "BACKEND_WORKERS", default_value_t = 4)]
+    workers: usize,
 }
 
 #[derive(clap::Args)]
@@ -108,8 +170,9 @@ fn parse_client_type(s: &str) -> Result<ClientType, String> {
     ClientType::parse(s).ok_or_else(|| "use BACKUP or TEMPORARY".into())
 }
 
-/// Where the identity key lives unless configured.
-fn default_identity_key() -> PathBuf {
+/// `name` in the state directory: `$STATE_DIRECTORY` (systemd), else
+/// `$XDG_STATE_HOME/recognize-agent`, else `~/.local/state/recognize-agent`.
+fn state_file(name: &str) -> PathBuf {
     let var = |name| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
@@ -119,7 +182,7 @@ fn default_identity_key() -> PathBuf {
         .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("recognize-agent")))
         .or_else(|| var("HOME").map(|h| h.join(".local/state/recognize-agent")))
         .unwrap_or_default()
-        .join("identity.key")
+        .join(name)
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -146,7 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     let identity_path = cli
         .identity_key
         .clone()
-        .unwrap_or_else(default_identity_key);
+        .unwrap_or_else(|| state_file("identity.key"));
     let identity = || {
         KeyFile::load_or_create(&identity_path)
             .map_err(|e| format!("identity key {}: {e}", identity_path.display()))
@@ -201,23 +264,59 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             println!("{json}");
             Ok(ExitCode::from(code))
         }
+        Command::Recover(ref args) => {
+            let (json, code) = match recover(&cli, args) {
+                Ok(bound) => (serde_json::to_value(bound)?, 0),
+                Err(e) => match e.downcast_ref::<RecoveryError>() {
+                    Some(RecoveryError::NoMatch) => (serde_json::json!({ "match": false }), 1),
+                    _ => (serde_json::json!({ "error": e.to_string() }), 2),
+                },
+            };
+            println!("{json}");
+            Ok(ExitCode::from(code))
+        }
+        Command::Backend(ref args) => backend(args),
     }
+}
+
+fn read_client_state(file: &Path) -> Result<ClientState, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(ClientState::decode(&text).map_err(|e| format!("{}: {e}", file.display()))?)
+}
+
+/// The embedding of the one clear face in `image`.
+fn face(cli: &Cli, image: &Path) -> Result<Embedding, Error> {
+    let body = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let decoded = decode::decode(&body, &DecodeOptions::file(cli.max_pixels))
+        .map_err(|e| format!("{}: {e}", image.display()))?;
+    let face = models(cli)?
+        .analyse(&decoded)?
+        .primary
+        .ok_or_else(|| format!("{}: no single clear face", image.display()))?;
+    Ok(face.embedding)
+}
+
+fn recover(
+    cli: &Cli,
+    args: &RecoverArgs,
+) -> Result<recognize_agent::backend::messages::Bound, Error> {
+    let state = read_client_state(&args.client_state)?;
+    let backend = Client::new(&args.backend, &args.api_key)?;
+    let embedding = face(cli, &args.image)?;
+    let path = args
+        .device_key
+        .clone()
+        .unwrap_or_else(|| state_file("device.key"));
+    let device = KeyFile::load_or_create(&path)
+        .map_err(|e| format!("device key {}: {e}", path.display()))?;
+    Ok(recovery::recover(&state, &embedding, &device, &backend)?)
 }
 
 /// Whether the face in `image` recovers the key of the client state in `state_file`,
 /// and the JSON that says so.
 fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_json::Value), Error> {
-    let text = std::fs::read_to_string(state_file)
-        .map_err(|e| format!("{}: {e}", state_file.display()))?;
-    let state = ClientState::decode(&text).map_err(|e| format!("{}: {e}", state_file.display()))?;
-    let body = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
-    let decoded = decode::decode(&body, &DecodeOptions::file(cli.max_pixels))
-        .map_err(|e| format!("{}: {e}", image.display()))?;
-    let analysis = models(cli)?.analyse(&decoded)?;
-    let face = analysis
-        .primary
-        .ok_or_else(|| format!("{}: no single clear face", image.display()))?;
-    let key = state.recover_key(&face.embedding)?;
+    let state = read_client_state(state_file)?;
+    let key = state.recover_key(&face(cli, image)?)?;
     let matched = key.is_some();
     Ok((
         matched,
@@ -257,11 +356,11 @@ fn serve(
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let backend = match (
-        args.auth_server_url.clone(),
-        args.auth_server_api_key.clone(),
+        args.auth_server_url.as_deref(),
+        args.auth_server_api_key.as_deref(),
     ) {
         (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => {
-            Some(Backend { url, api_key })
+            Some(Client::new(url, api_key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?)
         }
         _ => None,
     };
@@ -283,6 +382,55 @@ fn serve(
         "listening on {addr} ({running} enrolments at once, {} waiting)",
         args.max_wait
     );
+    println!("listening on {addr}");
+    std::io::stdout().flush()?;
+    server.run();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
+    if args.api_key.is_empty() {
+        return Err("BACKEND_API_KEY is empty".into());
+    }
+    let trusted_agents = args
+        .trusted_agent_keys
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            states::bytes(k, "key")
+                .ok()
+                .filter(|b| keys::is_public_key(b))
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| format!("TRUSTED_AGENT_KEYS: '{k}' is not an agent's public key"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if trusted_agents.is_empty() {
+        return Err(
+            "TRUSTED_AGENT_KEYS names no agent; `recognize-agent identity` prints an agent's key"
+                .into(),
+        );
+    }
+    let path = args
+        .database
+        .clone()
+        .unwrap_or_else(|| state_file("backend.db"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let store = Store::open(&path).map_err(|e| format!("database {}: {e}", path.display()))?;
+    let settings = Settings {
+        api_key: args.api_key.clone(),
+        trusted_agents,
+        challenge_ttl: std::time::Duration::from_secs(args.challenge_ttl_seconds),
+    };
+    let server = Server::bind(
+        &format!("{}:{}", args.host, args.port),
+        Backend::new(store, settings),
+        args.workers,
+    )?;
+    let addr = server.local_addr().ok_or("the server has no IP address")?;
+    log::info!("backend listening on {addr}, database {}", path.display());
     println!("listening on {addr}");
     std::io::stdout().flush()?;
     server.run();

@@ -365,20 +365,6 @@ fn online_enrollment_without_backend_is_409() {
 }
 
 #[test]
-fn online_enrollment_with_a_backend_configured_is_not_available_yet() {
-    let agent = Agent::start(&[
-        ("AUTH_SERVER_URL", "http://127.0.0.1:9"),
-        ("AUTH_SERVER_API_KEY", "k"),
-    ]);
-    let r = agent.post(
-        "/v1/online-enrollment",
-        "SELFIE",
-        &fixture("clean/obama.jpg"),
-    );
-    assert_problem(&r, 501, "not implemented");
-}
-
-#[test]
 fn too_many_enrolments_get_429_with_retry_after() {
     let agent = Agent::start(&[("MAX_CONCURRENCY", "1"), ("MAX_WAIT", "0")]);
     // A large image keeps each enrolment busy long enough to overlap.

@@ -2,4 +2,7 @@
 //! one-time challenges, binds devices that prove the biometric key, lists and deletes
 //! them.
 
+pub mod api;
+pub mod client;
+pub mod messages;
 pub mod store;

@@ -34,8 +34,11 @@ const MIGRATIONS: &[&str] = &["
     );
 "];
 
+/// Unexpired challenges (used or not) a user may hold at once.
+pub const MAX_OPEN_CHALLENGES: usize = 8;
+
 /// Device types as stored and listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeviceType {
     Backup,
@@ -69,7 +72,7 @@ impl From<ClientType> for DeviceType {
 }
 
 /// A device bound to a user, as listed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     pub device_id: String,
@@ -99,9 +102,25 @@ pub enum StoreError {
     NotFound,
     /// The challenge was used already or has expired.
     ChallengeSpent,
+    /// The user has [`MAX_OPEN_CHALLENGES`] unexpired challenges already.
+    TooManyChallenges,
     /// The database failed.
     Database(String),
 }
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Exists => f.write_str("the user is already registered"),
+            StoreError::NotFound => f.write_str("no such user, device or challenge"),
+            StoreError::ChallengeSpent => f.write_str("the challenge is used or expired"),
+            StoreError::TooManyChallenges => f.write_str("too many open challenges"),
+            StoreError::Database(why) => write!(f, "database: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -199,18 +218,46 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    /// Records a one-time challenge for a committed user, valid until `expires_at`.
+    /// Records a one-time challenge for a committed user at time `now`, valid until
+    /// `expires_at`. Expired challenges are dropped on the way, and a user holds at most
+    /// [`MAX_OPEN_CHALLENGES`] live ones, so the table stays bounded.
     pub fn add_challenge(
         &mut self,
         keyless_id: &str,
         nonce: &str,
+        now: u64,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        self.public_key(keyless_id)?;
-        self.conn.execute(
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let committed: Option<bool> = tx
+            .query_row(
+                "SELECT committed FROM users WHERE keyless_id = ?1",
+                [keyless_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if committed != Some(true) {
+            return Err(StoreError::NotFound);
+        }
+        tx.execute(
+            "DELETE FROM challenges WHERE expires_at <= ?1",
+            [now as i64],
+        )?;
+        let live: usize = tx.query_row(
+            "SELECT count(*) FROM challenges WHERE keyless_id = ?1",
+            [keyless_id],
+            |r| r.get(0),
+        )?;
+        if live >= MAX_OPEN_CHALLENGES {
+            return Err(StoreError::TooManyChallenges);
+        }
+        tx.execute(
             "INSERT INTO challenges (nonce, keyless_id, expires_at) VALUES (?1, ?2, ?3)",
             params![nonce, keyless_id, expires_at as i64],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -259,7 +306,7 @@ impl Store {
         self.public_key(keyless_id)?;
         let mut query = self.conn.prepare(
             "SELECT device_id, type, created_at FROM devices
-             WHERE keyless_id = ?1 ORDER BY created_at, device_id",
+             WHERE keyless_id = ?1 ORDER BY created_at, rowid",
         )?;
         let rows = query.query_map([keyless_id], |r| {
             Ok((
@@ -354,12 +401,12 @@ mod tests {
         let mut store = Store::open(Path::new(":memory:")).unwrap();
         store.register(&user("u1", "d1"), true).unwrap();
         assert_eq!(
-            store.add_challenge("nobody", "n0", 200),
+            store.add_challenge("nobody", "n0", 100, 200),
             Err(StoreError::NotFound)
         );
-        store.add_challenge("u1", "n1", 200).unwrap();
-        store.add_challenge("u1", "n2", 200).unwrap();
-        store.add_challenge("u1", "n3", 200).unwrap();
+        for nonce in ["n1", "n2", "n3"] {
+            store.add_challenge("u1", nonce, 100, 200).unwrap();
+        }
         let sdk = ("s1", DeviceType::Sdk, &[3u8; 32][..]);
         assert_eq!(store.bind_device("u1", "n1", 150, sdk, true), Ok(true));
         // Replayed, expired, another user's: refused, nothing bound.
@@ -383,6 +430,34 @@ mod tests {
             .map(|d| d.device_type)
             .collect();
         assert_eq!(types, [DeviceType::Backup, DeviceType::Sdk]);
+    }
+
+    #[test]
+    fn open_challenges_are_bounded_and_expired_ones_dropped() {
+        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        store.register(&user("u1", "d1"), false).unwrap();
+        // Uncommitted users get no challenge.
+        assert_eq!(
+            store.add_challenge("u1", "n", 100, 200),
+            Err(StoreError::NotFound)
+        );
+        store.commit("u1").unwrap();
+        for i in 0..MAX_OPEN_CHALLENGES {
+            store
+                .add_challenge("u1", &format!("a{i}"), 100, 200)
+                .unwrap();
+        }
+        assert_eq!(
+            store.add_challenge("u1", "b", 150, 250),
+            Err(StoreError::TooManyChallenges)
+        );
+        // Once those expire they are purged and new ones are accepted.
+        store.add_challenge("u1", "c", 200, 300).unwrap();
+        let rows: usize = store
+            .conn
+            .query_row("SELECT count(*) FROM challenges", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
     }
 
     #[test]

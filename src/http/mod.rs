@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod connection;
 pub mod error;
+pub mod exchange;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -21,19 +22,13 @@ pub struct Limits {
     pub max_pixels: u64,
 }
 
-/// Where online enrolments are registered.
-#[derive(Clone, Debug)]
-pub struct Backend {
-    pub url: String,
-    pub api_key: String,
-}
-
 /// Everything the routes share.
 pub struct App {
     pub enroller: Enroller,
     pub gate: Gate,
     pub limits: Limits,
-    pub backend: Option<Backend>,
+    /// Where online enrolments are registered, if anywhere.
+    pub backend: Option<crate::backend::client::Client>,
 }
 
 /// What a [`Server`] serves: one exchange at a time on a transport-free connection.

@@ -1,58 +1,20 @@
 //! The agent's routes, written against `embedded-svc`'s HTTP server traits.
 
-use std::time::Instant;
-
 use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method};
-use serde::Serialize;
 
 use super::App;
 use super::error::ApiError;
-use crate::contract::{FilterTriggered, Health, Scenario};
+use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_body};
+use crate::backend::client::CallError;
+use crate::contract::{FilterTriggered, Health, OnlineEnrollment, Scenario};
 use crate::enroll::{EnrollError, Outcome};
 use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
 
-/// A successful answer: status and JSON body.
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(status: u16, value: &impl Serialize) -> Reply {
-        Reply {
-            status,
-            body: serde_json::to_vec(value).unwrap_or_default(),
-        }
-    }
-}
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-/// Handles one exchange on `conn`, logging method, path, status and time (never content).
+/// Handles one exchange on `conn`.
 pub fn handle<C: Connection>(app: &App, conn: &mut C) -> Result<(), C::Error> {
-    let started = Instant::now();
-    let method = conn.method();
-    let path = conn.uri().split('?').next().unwrap_or("").to_string();
-    let result = route(app, conn, method, &path);
-    let status = match &result {
-        Ok(r) => r.status,
-        Err(e) => e.status,
-    };
-    log::info!(target: "http", "{method:?} {path} {status} {:.1}ms", started.elapsed().as_secs_f64() * 1e3);
-    match result {
-        Ok(reply) => {
-            conn.initiate_response(reply.status, None, &[JSON])?;
-            conn.write_all(&reply.body)
-        }
-        Err(e) => {
-            let mut headers: Vec<(&str, &str)> = vec![JSON];
-            headers.extend(e.headers.iter().map(|(n, v)| (*n, v.as_str())));
-            conn.initiate_response(e.status, None, &headers)?;
-            conn.write_all(&serde_json::to_vec(&e.problem()).unwrap_or_default())
-        }
-    }
+    exchange(conn, |conn, method, path| route(app, conn, method, path))
 }
 
 fn route<C: Connection>(
@@ -76,8 +38,7 @@ fn route<C: Connection>(
         )),
         (Method::Post, "/v1/offline-enrollment") => enroll(app, conn, false),
         (Method::Post, "/v1/online-enrollment") => enroll(app, conn, true),
-        _ => Err(ApiError::new(405, format!("{path} accepts only {allowed}"))
-            .with_header("Allow", allowed)),
+        _ => Err(method_not_allowed(path, allowed)),
     }
 }
 
@@ -151,78 +112,83 @@ fn printable(v: &str) -> String {
 }
 
 fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply, ApiError> {
-    if online {
-        return Err(match app.backend {
-            None => ApiError::new(
-                409,
-                "online enrolment is not configured: set AUTH_SERVER_URL and AUTH_SERVER_API_KEY",
-            ),
-            // Registration on a backend arrives with the recovery backend.
-            Some(_) => ApiError::new(
-                501,
-                "online registration on a backend is not implemented yet",
-            ),
-        });
+    if online && app.backend.is_none() {
+        return Err(ApiError::new(
+            409,
+            "online enrolment is not configured: set AUTH_SERVER_URL and AUTH_SERVER_API_KEY",
+        ));
     }
     let headers = enrollment_headers(conn)?;
     let max = app.limits.max_body_bytes;
-    if conn.content_len().is_some_and(|n| n > max as u64) {
-        return Err(ApiError::too_large(format!(
-            "the body is larger than the {max}-byte limit"
-        )));
-    }
-    let Some(_permit) = app.gate.enter() else {
-        return Err(
-            ApiError::new(429, "too many enrolments are running; retry shortly")
-                .with_header("Retry-After", "1"),
-        );
+    check_length(conn, max)?;
+    let outcome = {
+        let Some(_permit) = app.gate.enter() else {
+            return Err(
+                ApiError::new(429, "too many enrolments are running; retry shortly")
+                    .with_header("Retry-After", "1"),
+            );
+        };
+        let body = read_body(conn, max)?;
+        let opts = DecodeOptions {
+            base64: headers.base64,
+            exif_transpose: headers.exif_transpose,
+            max_pixels: app.limits.max_pixels,
+        };
+        app.enroller
+            .enroll(&body, headers.scenario, headers.client_type, &opts)
+            .map_err(|e| match e {
+                EnrollError::Decode(d @ DecodeError::TooManyPixels { .. }) => {
+                    ApiError::too_large(d.to_string())
+                }
+                EnrollError::Decode(d) => ApiError::bad_request(d.to_string()),
+                EnrollError::NoFace => ApiError::bad_request(NO_FACE),
+                EnrollError::Internal(why) => {
+                    log::error!("enrolment failed: {why}");
+                    ApiError::internal("the enrolment could not be completed")
+                }
+            })?
     };
-    let body = read_body(conn, max)?;
-    let opts = DecodeOptions {
-        base64: headers.base64,
-        exif_transpose: headers.exif_transpose,
-        max_pixels: app.limits.max_pixels,
+    let states = match outcome {
+        Outcome::Filtered(filters) => {
+            return Ok(Reply::json(422, &FilterTriggered::from(filters)));
+        }
+        Outcome::Enrolled(states) => states,
     };
-    let outcome = app
-        .enroller
-        .enroll(&body, headers.scenario, headers.client_type, &opts)
-        .map_err(|e| match e {
-            EnrollError::Decode(d @ DecodeError::TooManyPixels { .. }) => {
-                ApiError::too_large(d.to_string())
-            }
-            EnrollError::Decode(d) => ApiError::bad_request(d.to_string()),
-            EnrollError::NoFace => ApiError::bad_request(NO_FACE),
-            EnrollError::Internal(why) => {
-                log::error!("enrolment failed: {why}");
-                ApiError::internal("the enrolment could not be completed")
-            }
-        })?;
-    match outcome {
-        Outcome::Filtered(filters) => Ok(Reply::json(422, &FilterTriggered::from(filters))),
-        Outcome::Enrolled(states) => Ok(Reply::json(200, &states)),
-    }
-}
-
-/// Reads the whole body, refusing more than `max` bytes however it is framed.
-fn read_body<C: Connection>(conn: &mut C, max: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::with_capacity(
-        conn.content_len()
-            .map_or(64 * 1024, |n| n as usize)
-            .min(max),
-    );
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = conn
-            .read(&mut chunk)
-            .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
-        if n == 0 {
-            return Ok(body);
+    // The enrolment slot is free again while the backend registers the user.
+    let Some(backend) = app.backend.as_ref().filter(|_| online) else {
+        return Ok(Reply::json(200, &states));
+    };
+    match backend.register(&states.server_state) {
+        Ok(id) if id == states.keyless_id => Ok(Reply::json(
+            200,
+            &OnlineEnrollment {
+                keyless_id: states.keyless_id,
+                client_state: states.client_state,
+            },
+        )),
+        Ok(other) => {
+            log::error!("the backend registered {} as {other}", states.keyless_id);
+            Err(ApiError::new(
+                502,
+                "the backend registered the user under another keylessId",
+            ))
         }
-        if body.len() + n > max {
-            return Err(ApiError::too_large(format!(
-                "the body is larger than the {max}-byte limit"
-            )));
+        Err(e) => {
+            log::warn!("online registration failed: {e}");
+            Err(match e {
+                CallError::Unreachable(_) => ApiError::new(
+                    503,
+                    "the backend cannot be reached or did not answer in time; retry later",
+                )
+                .with_header("Retry-After", "5"),
+                CallError::Refused { status, detail } => ApiError::new(
+                    502,
+                    format!("the backend refused the registration ({status}: {detail})"),
+                ),
+                CallError::Invalid(_) => {
+                    ApiError::new(502, "the backend answered something that is not its API")
+                }
+            })
         }
-        body.extend_from_slice(&chunk[..n]);
     }
 }

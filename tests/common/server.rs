@@ -1,4 +1,5 @@
-//! Starts the real `recognize-agent serve` on an ephemeral port and talks raw HTTP/1.1 to it.
+//! Starts the real `recognize-agent serve` (or `backend`) on an ephemeral port and talks
+//! raw HTTP/1.1 to it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -6,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-/// Agents not yet dropped. A shared agent lives in a static, which Rust never drops, so
+/// Servers not yet dropped. A shared agent lives in a static, which Rust never drops, so
 /// an exit handler kills what is left when the test process ends.
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -19,6 +20,7 @@ extern "C" fn kill_running() {
     }
 }
 
+/// A server process of ours.
 pub struct Agent {
     pub addr: SocketAddr,
     child: Child,
@@ -29,8 +31,13 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent with extra environment variables.
     pub fn start(env: &[(&str, &str)]) -> Agent {
+        Agent::spawn("serve", env)
+    }
+
+    /// Starts `recognize-agent <command>` (a server) on a free loopback port.
+    pub fn spawn(command: &str, env: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_recognize-agent"));
-        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        cmd.args([command, "--host", "127.0.0.1", "--port", "0"])
             .env_remove("AUTH_SERVER_URL")
             .env_remove("AUTH_SERVER_API_KEY")
             .env("IDENTITY_KEY_FILE", super::identity_key())
@@ -48,7 +55,7 @@ impl Agent {
         REAPER.call_once(|| unsafe {
             libc::atexit(kill_running);
         });
-        let mut child = cmd.spawn().expect("start the agent");
+        let mut child = cmd.spawn().expect("start the server");
         RUNNING.lock().unwrap().push(child.id());
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
@@ -63,7 +70,7 @@ impl Agent {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
-            .expect("agent output");
+            .expect("server output");
         let addr = line
             .trim()
             .strip_prefix("listening on ")

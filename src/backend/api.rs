@@ -1,0 +1,320 @@
+//! The backend's routes, on `embedded-svc`'s HTTP server traits like the agent's.
+//!
+//! Every call carries `X-Api-Key`. Users are registered only from server states signed by
+//! a trusted agent; a device is bound only with a fresh challenge signed by the user's
+//! biometric key.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use embedded_svc::http::server::Connection;
+use embedded_svc::http::{Headers, Method};
+use subtle::ConstantTimeEq;
+
+use super::messages::{self, Bind, Bound, Challenge, Devices, Register, Registered};
+use super::store::{DeviceType, NewUser, Store, StoreError};
+use crate::contract::Health;
+use crate::http::Service;
+use crate::http::error::ApiError;
+use crate::http::exchange::{Reply, exchange, method_not_allowed, read_json};
+use crate::protect::keys;
+use crate::protect::states::{self, Envelope, ServerState};
+
+/// Largest request body: the API's documents are small.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Bytes of a challenge nonce.
+const CHALLENGE_BYTES: usize = 32;
+
+/// How the backend is run.
+pub struct Settings {
+    /// The key every call must carry in `X-Api-Key`.
+    pub api_key: String,
+    /// Identity public keys of the agents whose server states are accepted.
+    pub trusted_agents: Vec<[u8; 32]>,
+    /// How long a challenge stays valid.
+    pub challenge_ttl: Duration,
+}
+
+/// The backend service: the store and its settings.
+pub struct Backend {
+    store: Mutex<Store>,
+    settings: Settings,
+}
+
+impl Backend {
+    pub fn new(store: Store, settings: Settings) -> Backend {
+        Backend {
+            store: Mutex::new(store),
+            settings,
+        }
+    }
+
+    /// The store; a panic elsewhere never leaves it mid-transaction (transactions roll
+    /// back when dropped), so a poisoned lock is still usable.
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Service for Backend {
+    fn handle<C: Connection>(&self, conn: &mut C) -> Result<(), C::Error> {
+        exchange(conn, |conn, method, path| self.route(conn, method, path))
+    }
+}
+
+/// A route of the API, with the path parameters it holds.
+enum Route<'a> {
+    Health,
+    Register { committed: bool },
+    Commit(&'a str),
+    Challenges(&'a str),
+    Devices(&'a str),
+    Device(&'a str, &'a str),
+}
+
+impl<'a> Route<'a> {
+    /// The route of `path`, and the methods it accepts.
+    fn of(path: &'a str) -> Option<(Route<'a>, &'static str)> {
+        if path == "/health-check" {
+            return Some((Route::Health, "GET"));
+        }
+        // At most four segments after /v1/; more is no route.
+        let mut parts = heapless::Vec::<&str, 4>::new();
+        for part in path.strip_prefix("/v1/")?.split('/') {
+            parts.push(part).ok()?;
+        }
+        let id = |s: &'a str| valid_id(s).then_some(s);
+        Some(match parts.as_slice() {
+            ["uncommitted-users"] => (Route::Register { committed: false }, "POST"),
+            ["users"] => (Route::Register { committed: true }, "POST"),
+            ["uncommitted-users", u, "commit"] => (Route::Commit(id(u)?), "POST"),
+            ["users", u, "challenges"] => (Route::Challenges(id(u)?), "POST"),
+            ["users", u, "devices"] => (Route::Devices(id(u)?), "GET, POST"),
+            ["users", u, "devices", d] => (Route::Device(id(u)?, id(d)?), "DELETE"),
+            _ => return None,
+        })
+    }
+}
+
+/// Key and device ids: 1 to 64 characters of `[A-Za-z0-9_-]`.
+fn valid_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Backend {
+    fn route<C: Connection>(
+        &self,
+        conn: &mut C,
+        method: Method,
+        path: &str,
+    ) -> Result<Reply, ApiError> {
+        self.authenticate(conn)?;
+        let (route, allowed) = Route::of(path)
+            .ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
+        match (route, method) {
+            (Route::Health, Method::Get) => Ok(Reply::json(
+                200,
+                &Health {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    status: "ok".into(),
+                },
+            )),
+            (Route::Register { committed }, Method::Post) => {
+                let body: Register = read_json(conn, MAX_BODY_BYTES)?;
+                self.register(&body.server_state, committed)
+            }
+            (Route::Commit(id), Method::Post) => {
+                self.store().commit(id).map_err(|e| store_error(e, id))?;
+                log::info!(target: "backend", "committed {id}");
+                Ok(Reply::json(
+                    200,
+                    &Registered {
+                        keyless_id: id.into(),
+                    },
+                ))
+            }
+            (Route::Challenges(id), Method::Post) => self.challenge(id),
+            (Route::Devices(id), Method::Get) => {
+                let devices = self.store().devices(id).map_err(|e| store_error(e, id))?;
+                Ok(Reply::json(200, &Devices { devices }))
+            }
+            (Route::Devices(id), Method::Post) => {
+                let proof: Bind = read_json(conn, MAX_BODY_BYTES)?;
+                self.bind(id, &proof)
+            }
+            (Route::Device(id, device), Method::Delete) => {
+                self.store()
+                    .delete_device(id, device)
+                    .map_err(|e| match e {
+                        StoreError::NotFound => {
+                            ApiError::new(404, format!("user {id} has no device {device}"))
+                        }
+                        other => store_error(other, id),
+                    })?;
+                log::info!(target: "backend", "deleted device {device} of {id}");
+                Ok(Reply::no_content())
+            }
+            _ => Err(method_not_allowed(path, allowed)),
+        }
+    }
+
+    /// `X-Api-Key` must be the configured key (compared in constant time).
+    fn authenticate(&self, headers: &impl Headers) -> Result<(), ApiError> {
+        let expected = self.settings.api_key.as_bytes();
+        match headers.header("X-Api-Key") {
+            Some(key) if bool::from(key.as_bytes().ct_eq(expected)) => Ok(()),
+            Some(_) => Err(ApiError::new(401, "the X-Api-Key header holds a wrong key")),
+            None => Err(ApiError::new(401, "the X-Api-Key header is required")),
+        }
+    }
+
+    fn register(&self, text: &str, committed: bool) -> Result<Reply, ApiError> {
+        let state = ServerState::decode(text)
+            .map_err(|e| ApiError::bad_request(format!("serverState: {e}")))?;
+        let agent = states::bytes(&state.agent_key, "agentKey")
+            .map_err(|e| ApiError::bad_request(format!("serverState: {e}")))?;
+        if !self
+            .settings
+            .trusted_agents
+            .iter()
+            .any(|k| k[..] == agent[..])
+        {
+            return Err(ApiError::new(
+                403,
+                format!(
+                    "the server state was made by agent {}, which this backend does not trust \
+                     (TRUSTED_AGENT_KEYS)",
+                    state.agent_key
+                ),
+            ));
+        }
+        let id = state.keyless_id.as_str();
+        if !valid_id(id) {
+            return Err(ApiError::bad_request(
+                "serverState: the keylessId is malformed",
+            ));
+        }
+        let public_key = public_key(&state.public_key, "serverState: publicKey")?;
+        let device_id = new_id()?;
+        let user = NewUser {
+            keyless_id: id,
+            public_key: &public_key,
+            agent_key: &agent,
+            scenario: state.scenario.as_str(),
+            created: state.created,
+            device: (&device_id, DeviceType::from(state.client_type)),
+        };
+        self.store()
+            .register(&user, committed)
+            .map_err(|e| store_error(e, id))?;
+        log::info!(target: "backend", "registered {id} (committed: {committed})");
+        Ok(Reply::json(
+            201,
+            &Registered {
+                keyless_id: id.into(),
+            },
+        ))
+    }
+
+    fn challenge(&self, id: &str) -> Result<Reply, ApiError> {
+        let nonce = states::b64(&random::<CHALLENGE_BYTES>()?);
+        let now = now();
+        let expires_at = now + self.settings.challenge_ttl.as_secs();
+        self.store()
+            .add_challenge(id, &nonce, now, expires_at)
+            .map_err(|e| store_error(e, id))?;
+        Ok(Reply::json(
+            201,
+            &Challenge {
+                challenge: nonce,
+                expires_at,
+            },
+        ))
+    }
+
+    fn bind(&self, id: &str, proof: &Bind) -> Result<Reply, ApiError> {
+        let challenge = states::bytes(&proof.challenge, "challenge")
+            .ok()
+            .filter(|c| c.len() == CHALLENGE_BYTES)
+            .ok_or_else(|| ApiError::bad_request("challenge: not one of this backend's"))?;
+        let device_key = public_key(&proof.device_public_key, "devicePublicKey")?;
+        let signature = states::bytes(&proof.signature, "signature")
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut store = self.store();
+        let user_key = store.public_key(id).map_err(|e| store_error(e, id))?;
+        let message = messages::proof_message(id, &challenge, &device_key);
+        let valid = keys::verify(&user_key, &message, &signature);
+        let device_id = new_id()?;
+        let device = (device_id.as_str(), DeviceType::Sdk, &device_key[..]);
+        let bound = store
+            .bind_device(id, &proof.challenge, now(), device, valid)
+            .map_err(|e| store_error(e, id))?;
+        if !bound {
+            log::warn!(target: "backend", "refused a device binding for {id}: bad proof");
+            return Err(ApiError::new(
+                403,
+                "the proof does not verify with the user's key; the challenge is spent",
+            ));
+        }
+        log::info!(target: "backend", "bound device {device_id} to {id}");
+        Ok(Reply::json(
+            201,
+            &Bound {
+                keyless_id: id.into(),
+                device_id,
+                device_type: DeviceType::Sdk,
+            },
+        ))
+    }
+}
+
+/// A 32-byte Ed25519 public key from base64url, or a 400 naming `field`.
+fn public_key(value: &str, field: &str) -> Result<Vec<u8>, ApiError> {
+    states::bytes(value, "key")
+        .ok()
+        .filter(|k| keys::is_public_key(k))
+        .ok_or_else(|| ApiError::bad_request(format!("{field} is not an Ed25519 public key")))
+}
+
+/// A fresh random (version 4) UUID.
+fn new_id() -> Result<String, ApiError> {
+    Ok(uuid::Builder::from_random_bytes(random::<16>()?)
+        .into_uuid()
+        .to_string())
+}
+
+fn random<const N: usize>() -> Result<[u8; N], ApiError> {
+    states::random_bytes::<N>().map_err(|e| {
+        log::error!("no randomness: {e}");
+        ApiError::internal("the backend has no source of randomness")
+    })
+}
+
+fn store_error(e: StoreError, id: &str) -> ApiError {
+    match e {
+        StoreError::Exists => ApiError::new(409, format!("user {id} is already registered")),
+        StoreError::NotFound => ApiError::new(404, format!("no such user: {id}")),
+        StoreError::ChallengeSpent => ApiError::new(
+            409,
+            "the challenge is unknown, used or expired; ask for a new one",
+        ),
+        StoreError::TooManyChallenges => ApiError::new(
+            429,
+            "too many open challenges for this user; use one or wait for them to expire",
+        )
+        .with_header("Retry-After", "60"),
+        StoreError::Database(why) => {
+            log::error!(target: "backend", "database: {why}");
+            ApiError::internal("the backend's database failed")
+        }
+    }
+}

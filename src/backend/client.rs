@@ -1,0 +1,169 @@
+//! A client of the backend's API, for the agent (online enrolment) and the device
+//! (recovery).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::messages::{Bind, Bound, Challenge, Devices, Register, Registered};
+use super::store::Device;
+use crate::contract::Problem;
+
+/// How long one call may take, connection included.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest answer read from the backend.
+const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+
+/// Why a call failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The backend could not be reached or did not answer in time.
+    Unreachable(String),
+    /// The backend answered with an error status; `detail` is its explanation.
+    Refused { status: u16, detail: String },
+    /// The backend answered something that is not its API.
+    Invalid(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(why) => write!(f, "the backend cannot be reached: {why}"),
+            CallError::Refused { status, detail } => {
+                write!(f, "the backend refused ({status}): {detail}")
+            }
+            CallError::Invalid(why) => write!(f, "the backend answered unexpectedly: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// A backend at a base URL, with its API key.
+pub struct Client {
+    base: String,
+    api_key: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the backend at `base_url` (`http://host:port`, optionally with a path
+    /// prefix).
+    pub fn new(base_url: &str, api_key: &str) -> Result<Client, String> {
+        let base = base_url.trim().trim_end_matches('/');
+        match base.split_once("://") {
+            Some(("http", rest)) if !rest.is_empty() => {}
+            Some(("https", _)) => {
+                return Err(format!(
+                    "{base}: this build speaks plain HTTP only; put the backend behind a local \
+                     TLS proxy or use an http:// URL"
+                ));
+            }
+            _ => return Err(format!("{base}: not an http:// URL")),
+        }
+        if api_key.is_empty() {
+            return Err("the backend API key is empty".into());
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        Ok(Client {
+            base: base.to_string(),
+            api_key: api_key.to_string(),
+            agent,
+        })
+    }
+
+    /// Registers and commits the user of `server_state`, in one step; returns its id.
+    pub fn register(&self, server_state: &str) -> Result<String, CallError> {
+        self.register_at("/v1/users", server_state)
+    }
+
+    /// Registers the user of `server_state`, to be committed later; returns its id.
+    pub fn register_uncommitted(&self, server_state: &str) -> Result<String, CallError> {
+        self.register_at("/v1/uncommitted-users", server_state)
+    }
+
+    fn register_at(&self, path: &str, server_state: &str) -> Result<String, CallError> {
+        let body = Register {
+            server_state: server_state.to_string(),
+        };
+        let r: Registered = self.call("POST", path, Some(&body))?;
+        Ok(r.keyless_id)
+    }
+
+    pub fn commit(&self, keyless_id: &str) -> Result<(), CallError> {
+        let path = format!("/v1/uncommitted-users/{keyless_id}/commit");
+        self.call::<Registered>("POST", &path, None::<&()>)
+            .map(drop)
+    }
+
+    pub fn challenge(&self, keyless_id: &str) -> Result<Challenge, CallError> {
+        let path = format!("/v1/users/{keyless_id}/challenges");
+        self.call("POST", &path, None::<&()>)
+    }
+
+    pub fn bind(&self, keyless_id: &str, proof: &Bind) -> Result<Bound, CallError> {
+        let path = format!("/v1/users/{keyless_id}/devices");
+        self.call("POST", &path, Some(proof))
+    }
+
+    pub fn devices(&self, keyless_id: &str) -> Result<Vec<Device>, CallError> {
+        let path = format!("/v1/users/{keyless_id}/devices");
+        let d: Devices = self.call("GET", &path, None::<&()>)?;
+        Ok(d.devices)
+    }
+
+    pub fn delete_device(&self, keyless_id: &str, device_id: &str) -> Result<(), CallError> {
+        let path = format!("/v1/users/{keyless_id}/devices/{device_id}");
+        self.call::<()>("DELETE", &path, None::<&()>)
+    }
+
+    /// One call; a `2xx` answer's JSON is read into `T` (`()` for an empty answer).
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, CallError> {
+        let url = format!("{}{path}", self.base);
+        let key = self.api_key.as_str();
+        let sent = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("X-Api-Key", key).call(),
+            ("DELETE", _) => self.agent.delete(&url).header("X-Api-Key", key).call(),
+            (_, Some(body)) => self
+                .agent
+                .post(&url)
+                .header("X-Api-Key", key)
+                .send_json(body),
+            (_, None) => self.agent.post(&url).header("X-Api-Key", key).send_empty(),
+        };
+        let mut response = sent.map_err(|e| match e {
+            ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed => CallError::Unreachable(e.to_string()),
+            other => CallError::Invalid(other.to_string()),
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| CallError::Invalid(format!("{method} {path}: {e}")))?;
+        if !(200..300).contains(&status) {
+            let detail = serde_json::from_str::<Problem>(&text)
+                .map(|p| p.detail)
+                .unwrap_or_else(|_| format!("{method} {path} answered {status}"));
+            return Err(CallError::Refused { status, detail });
+        }
+        let text = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(text).map_err(|e| CallError::Invalid(format!("{method} {path}: {e}")))
+    }
+}

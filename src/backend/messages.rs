@@ -1,0 +1,72 @@
+//! The backend's request and response bodies, shared by the server, the agent (online
+//! enrolment) and the device (recovery), and the message a binding proof signs.
+
+use serde::{Deserialize, Serialize};
+
+use super::store::{Device, DeviceType};
+
+/// Body of `POST /v1/uncommitted-users` and `POST /v1/users`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Register {
+    pub server_state: String,
+}
+
+/// Answer to a registration or a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub keyless_id: String,
+}
+
+/// Answer to `POST /v1/users/{keylessId}/challenges`: a one-time nonce (base64url).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    pub challenge: String,
+    /// Seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Body of `POST /v1/users/{keylessId}/devices`: the new device's public key and the
+/// biometric key's signature over [`proof_message`] (both base64url).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bind {
+    pub challenge: String,
+    pub device_public_key: String,
+    pub signature: String,
+}
+
+/// Answer to a binding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bound {
+    pub keyless_id: String,
+    pub device_id: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+}
+
+/// Answer to `GET /v1/users/{keylessId}/devices`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Devices {
+    pub devices: Vec<Device>,
+}
+
+/// Separates binding proofs from every other use of the key.
+const PROOF_TAG: &[u8] = b"recognize-agent/bind-device/v1\0";
+
+/// What the biometric key signs to bind a device: tag ‖ keylessId ‖ NUL ‖ challenge ‖
+/// device public key. Key ids never hold NUL and the key is 32 bytes, so the parts
+/// cannot be shifted into one another.
+pub fn proof_message(keyless_id: &str, challenge: &[u8], device_public_key: &[u8]) -> Vec<u8> {
+    [
+        PROOF_TAG,
+        keyless_id.as_bytes(),
+        b"\0",
+        challenge,
+        device_public_key,
+    ]
+    .concat()
+}

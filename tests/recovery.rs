@@ -1,0 +1,402 @@
+//! Account recovery end to end, over real HTTP with real photos: an agent and a backend
+//! process on ephemeral ports, enrolment offline and online, registration and commit,
+//! recovery on a new device by `recognize-agent recover`, device listing and deletion.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::fixture;
+use common::server::{Agent, Response};
+use ed25519_dalek::Signer;
+use recognize_agent::backend::client::Client;
+use recognize_agent::backend::messages::{Bind, proof_message};
+use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::protect::states::{self, ClientState, Envelope, ServerState};
+use recognize_agent::vision::decode::{self, DecodeOptions};
+use serde_json::{Value, json};
+
+const API_KEY: &str = "test-backend-key";
+
+/// Scratch directory of this test binary, emptied when it starts.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recovery");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+fn agent_key() -> String {
+    let key = KeyFile::load_or_create(&common::identity_key()).unwrap();
+    states::b64(&key.public())
+}
+
+/// The backend, trusting the agents of the tests.
+fn backend() -> &'static Agent {
+    static BACKEND: OnceLock<Agent> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let db = scratch().join("backend.db");
+        Agent::spawn(
+            "backend",
+            &[
+                ("BACKEND_API_KEY", API_KEY),
+                ("TRUSTED_AGENT_KEYS", &agent_key()),
+                ("DATABASE", db.to_str().unwrap()),
+            ],
+        )
+    })
+}
+
+/// A count from the backend's database, read beside the running backend.
+fn count(sql: &str, param: &str) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(
+        scratch().join("backend.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.query_row(sql, [param], |r| r.get(0)).unwrap()
+}
+
+fn backend_url() -> String {
+    format!("http://{}", backend().addr)
+}
+
+/// An agent registering online enrolments on [`backend`].
+fn agent() -> &'static Agent {
+    static AGENT: OnceLock<Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        Agent::start(&[
+            ("AUTH_SERVER_URL", &backend_url()),
+            ("AUTH_SERVER_API_KEY", API_KEY),
+        ])
+    })
+}
+
+/// A backend call with the API key.
+fn call(method: &str, path: &str, body: &Value) -> Response {
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    backend().request(method, path, &[("X-Api-Key", API_KEY)], &body)
+}
+
+fn devices(id: &str) -> Vec<Value> {
+    let r = call("GET", &format!("/v1/users/{id}/devices"), &Value::Null);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["devices"].as_array().unwrap().clone()
+}
+
+fn types(id: &str) -> Vec<String> {
+    devices(id)
+        .iter()
+        .map(|d| d["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_status(r: &Response, status: u16, detail_has: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(
+        detail.contains(detail_has),
+        "{detail:?} lacks {detail_has:?}"
+    );
+}
+
+/// Enrols `photo` offline: (keylessId, clientState, serverState).
+fn enrol_offline(photo: &str) -> (String, String, String) {
+    let r = agent().enroll("SELFIE", &fixture(photo));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    let s = |k: &str| v[k].as_str().unwrap().to_string();
+    (s("keylessId"), s("clientState"), s("serverState"))
+}
+
+/// Enrols `photo` offline and registers and commits it on the backend.
+fn enrolled(photo: &str) -> (String, String) {
+    let (id, client, server) = enrol_offline(photo);
+    let r = call("POST", "/v1/users", &json!({ "serverState": server }));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    (id, client)
+}
+
+/// Runs `recognize-agent recover` with the client state in a file: (exit code, JSON).
+fn recover(client_state: &str, photo: &str, device_key: &Path) -> (i32, Value) {
+    let state_file = scratch().join(format!("{}.state", states::b64(&rand_tag())));
+    std::fs::write(&state_file, client_state).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
+        .arg("recover")
+        .args(["--backend", &backend_url(), "--api-key", API_KEY])
+        .arg("--client-state")
+        .arg(&state_file)
+        .arg("--device-key")
+        .arg(device_key)
+        .arg(common::fixtures().join(photo))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+fn rand_tag() -> [u8; 9] {
+    states::random_bytes().unwrap()
+}
+
+#[test]
+fn offline_enrolment_is_registered_committed_and_recovered_on_a_new_device() {
+    let (id, client, server) = enrol_offline("clean/obama.jpg");
+    let r = call(
+        "POST",
+        "/v1/uncommitted-users",
+        &json!({ "serverState": server }),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json(), json!({ "keylessId": id }));
+    // Uncommitted: no devices to list, no challenge.
+    let devices_path = format!("/v1/users/{id}/devices");
+    assert_status(&call("GET", &devices_path, &Value::Null), 404, &id);
+    let challenges = format!("/v1/users/{id}/challenges");
+    assert_status(&call("POST", &challenges, &Value::Null), 404, &id);
+    let r = call(
+        "POST",
+        &format!("/v1/uncommitted-users/{id}/commit"),
+        &Value::Null,
+    );
+    assert_eq!(r.status, 200);
+    // Registering the same state again is a conflict.
+    let again = call("POST", "/v1/users", &json!({ "serverState": server }));
+    assert_status(&again, 409, "already registered");
+    assert_eq!(types(&id), ["BACKUP"]);
+
+    // A new device: another photo of the same person recovers the key and binds.
+    let device_key = scratch().join("new-device.key");
+    let (code, out) = recover(&client, "clean/obama2.jpg", &device_key);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["keylessId"], id.as_str());
+    assert_eq!(out["type"], "SDK");
+    let mode = std::fs::metadata(&device_key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let listed = devices(&id);
+    assert_eq!(types(&id), ["BACKUP", "SDK"]);
+    assert_eq!(listed[1]["deviceId"], out["deviceId"]);
+    for d in &listed {
+        let keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["createdAt", "deviceId", "type"]);
+    }
+
+    // The user deletes the new device, then the enrolment's.
+    for (i, d) in listed.iter().enumerate().rev() {
+        let path = format!("{devices_path}/{}", d["deviceId"].as_str().unwrap());
+        let r = call("DELETE", &path, &Value::Null);
+        assert_eq!((r.status, r.body.len()), (204, 0));
+        assert_eq!(devices(&id).len(), i);
+        assert_status(&call("DELETE", &path, &Value::Null), 404, "no device");
+    }
+}
+
+#[test]
+fn online_enrolment_registers_and_commits_in_one_call() {
+    let r = agent().request(
+        "POST",
+        "/v1/online-enrollment",
+        &[("Scenario", "SELFIE"), ("Client-State-Type", "TEMPORARY")],
+        &fixture("clean/biden.jpg"),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["clientState", "keylessId"]);
+    let id = v["keylessId"].as_str().unwrap();
+    assert_eq!(types(id), ["TEMPORARY"]);
+    let client = v["clientState"].as_str().unwrap();
+    let (code, out) = recover(client, "clean/biden_bright.jpg", &scratch().join("d2.key"));
+    assert_eq!((code, &out["type"]), (0, &json!("SDK")), "{out}");
+    assert_eq!(types(id), ["TEMPORARY", "SDK"]);
+    // A filtered image registers nothing and answers 422 as offline.
+    let r = agent().post(
+        "/v1/online-enrollment",
+        "SELFIE",
+        &fixture("occluded/biden_sunglasses.jpg"),
+    );
+    assert_eq!(r.status, 422);
+}
+
+#[test]
+fn another_person_recovers_nothing_and_binds_nothing() {
+    let (id, client) = enrolled("clean/obama.jpg");
+    let (code, out) = recover(&client, "clean/biden.jpg", &scratch().join("d3.key"));
+    assert_eq!((code, out), (1, json!({ "match": false })));
+    assert_eq!(types(&id), ["BACKUP"]);
+    // The device never even asked the backend for a challenge.
+    let asked = count("SELECT count(*) FROM challenges WHERE keyless_id = ?1", &id);
+    assert_eq!(asked, 0);
+}
+
+/// The embedding of `photo`, computed here as a device would.
+fn embedding(photo: &str) -> recognize_agent::vision::embed::Embedding {
+    let image = decode::decode(&fixture(photo), &DecodeOptions::file(50_000_000)).unwrap();
+    let analysis = common::enroller().models.analyse(&image).unwrap();
+    analysis.primary.expect("a face").embedding
+}
+
+#[test]
+fn forged_and_replayed_proofs_are_refused() {
+    let (id, client) = enrolled("clean/obama.jpg");
+    let state = ClientState::decode(&client).unwrap();
+    let backend = Client::new(&backend_url(), API_KEY).unwrap();
+    let device = KeyFile::ephemeral().unwrap();
+    let bind = |key: &ed25519_dalek::SigningKey, challenge: &str| {
+        let nonce = states::bytes(challenge, "challenge").unwrap();
+        let signature = key.sign(&proof_message(&id, &nonce, &device.public()));
+        Bind {
+            challenge: challenge.into(),
+            device_public_key: states::b64(&device.public()),
+            signature: states::b64(&signature.to_bytes()),
+        }
+    };
+    let path = format!("/v1/users/{id}/devices");
+    let post = |b: &Bind| call("POST", &path, &serde_json::to_value(b).unwrap());
+
+    // Signed by a key that is not the user's: refused, and the challenge is spent.
+    let challenge = backend.challenge(&id).unwrap();
+    let forged = bind(&KeyFile::ephemeral().unwrap().key, &challenge.challenge);
+    assert_status(&post(&forged), 403, "does not verify");
+    let genuine_key = state.recover_key(&embedding("clean/obama2.jpg")).unwrap();
+    let genuine_key = genuine_key.expect("the same person recovers the key");
+    let late = bind(&genuine_key, &challenge.challenge);
+    assert_status(&post(&late), 409, "used or expired");
+
+    // A genuine proof binds once; replayed, it is refused.
+    let challenge = backend.challenge(&id).unwrap();
+    let proof = bind(&genuine_key, &challenge.challenge);
+    assert_eq!(post(&proof).status, 201);
+    assert_status(&post(&proof), 409, "used or expired");
+    // A challenge the backend never gave, and one for another user.
+    let made_up = bind(&genuine_key, &states::b64(&[7; 32]));
+    assert_status(&post(&made_up), 409, "unknown");
+    let (other, _) = enrolled("clean/biden.jpg");
+    let theirs = backend.challenge(&other).unwrap();
+    assert_status(
+        &post(&bind(&genuine_key, &theirs.challenge)),
+        409,
+        "unknown",
+    );
+    assert_eq!(types(&id), ["BACKUP", "SDK"]);
+    // Malformed proofs are clear 400s.
+    let mut bad = proof.clone();
+    bad.device_public_key = "AAAA".into();
+    assert_status(&post(&bad), 400, "devicePublicKey");
+    let r = call("POST", &path, &json!({ "challenge": proof.challenge }));
+    assert_status(&r, 400, "JSON");
+}
+
+#[test]
+fn tampered_and_untrusted_states_are_refused() {
+    let (_, client, server) = enrol_offline("clean/obama.jpg");
+    let register = |state: &str| call("POST", "/v1/users", &json!({ "serverState": state }));
+    let mut altered = ServerState::decode(&server).unwrap();
+    altered.public_key = states::b64(&KeyFile::ephemeral().unwrap().public());
+    assert_status(&register(&altered.encode()), 400, "signature");
+    assert_status(&register(&server[..server.len() / 2]), 400, "serverState");
+    assert_status(&register("rcc1.e30"), 400, "serverState");
+    // Well signed, but by an agent the backend does not trust.
+    let stranger = KeyFile::ephemeral().unwrap();
+    let mut foreign = ServerState::decode(&server).unwrap();
+    foreign.agent_key = states::b64(&stranger.public());
+    assert_status(&register(&foreign.sign(&stranger).encode()), 403, "trust");
+    // None of these registered the user.
+    let id = ServerState::decode(&server).unwrap().keyless_id;
+    let r = call("GET", &format!("/v1/users/{id}/devices"), &Value::Null);
+    assert_eq!(r.status, 404);
+
+    // A tampered or truncated client state is refused on the device.
+    assert_eq!(register(&server).status, 201);
+    let mut state = ClientState::decode(&client).unwrap();
+    state.helper = states::b64(&[0; 64]);
+    let device_key = scratch().join("d4.key");
+    let (code, out) = recover(&state.encode(), "clean/obama.jpg", &device_key);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("signature"),
+        "{out}"
+    );
+    let (code, _) = recover(&client[..client.len() - 9], "clean/obama.jpg", &device_key);
+    assert_eq!(code, 2);
+    assert_eq!(types(&id), ["BACKUP"]);
+}
+
+#[test]
+fn every_backend_call_needs_the_api_key() {
+    let (id, _) = enrolled("clean/obama.jpg");
+    for (method, path) in [
+        ("GET", "/health-check".to_string()),
+        ("POST", "/v1/users".to_string()),
+        ("POST", "/v1/uncommitted-users".to_string()),
+        ("POST", format!("/v1/uncommitted-users/{id}/commit")),
+        ("GET", format!("/v1/users/{id}/devices")),
+        ("POST", format!("/v1/users/{id}/devices")),
+        ("POST", format!("/v1/users/{id}/challenges")),
+        ("DELETE", format!("/v1/users/{id}/devices/x")),
+        ("GET", "/no/such/path".to_string()),
+    ] {
+        let none = backend().request(method, &path, &[], b"{}");
+        assert_status(&none, 401, "required");
+        let wrong = backend().request(method, &path, &[("X-Api-Key", "nope")], b"{}");
+        assert_status(&wrong, 401, "wrong key");
+    }
+    assert_eq!(types(&id), ["BACKUP"]);
+    assert_eq!(call("GET", "/health-check", &Value::Null).status, 200);
+    assert_status(&call("PUT", "/v1/users", &Value::Null), 405, "POST");
+    assert_status(
+        &call("GET", "/v1/users/a/b/c/d/e", &Value::Null),
+        404,
+        "no such",
+    );
+    assert_status(
+        &call("GET", "/v1/users/bad%20id/devices", &Value::Null),
+        404,
+        "",
+    );
+}
+
+#[test]
+fn online_enrolment_with_the_backend_down_or_refusing_is_503_or_502() {
+    let image = fixture("clean/obama.jpg");
+    // Nothing listens on the port of a listener just closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let agent = Agent::start(&[("AUTH_SERVER_URL", &down), ("AUTH_SERVER_API_KEY", API_KEY)]);
+    let r = agent.post("/v1/online-enrollment", "SELFIE", &image);
+    assert_status(&r, 503, "cannot be reached");
+    assert!(r.header("Retry-After").is_some());
+
+    let url = backend_url();
+    let wrong_key = Agent::start(&[("AUTH_SERVER_URL", &url), ("AUTH_SERVER_API_KEY", "nope")]);
+    let r = wrong_key.post("/v1/online-enrollment", "SELFIE", &image);
+    assert_status(&r, 502, "401");
+
+    // An agent the backend does not trust: refused, and nothing is registered.
+    let untrusted_key = scratch().join("untrusted.key");
+    let untrusted = Agent::start(&[
+        ("AUTH_SERVER_URL", &url),
+        ("AUTH_SERVER_API_KEY", API_KEY),
+        ("IDENTITY_KEY_FILE", untrusted_key.to_str().unwrap()),
+    ]);
+    let r = untrusted.post("/v1/online-enrollment", "SELFIE", &image);
+    assert_status(&r, 502, "does not trust");
+    let stranger = KeyFile::load_or_create(&untrusted_key).unwrap().public();
+    let sql = "SELECT count(*) FROM users WHERE hex(agent_key) = ?1";
+    let hex: String = stranger.iter().map(|b| format!("{b:02X}")).collect();
+    assert_eq!(count(sql, &hex), 0);
+}
