@@ -266,10 +266,10 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Recover(ref args) => {
             let (json, code) = match recover(&cli, args) {
-                Ok(bound) => (serde_json::to_value(bound)?, 0),
+                Ok(bound) => (serde_json::to_string(&bound)?, 0),
                 Err(e) => match e.downcast_ref::<RecoveryError>() {
-                    Some(RecoveryError::NoMatch) => (serde_json::json!({ "match": false }), 1),
-                    _ => (serde_json::json!({ "error": e.to_string() }), 2),
+                    Some(RecoveryError::NoMatch) => (r#"{"match":false}"#.into(), 1),
+                    _ => (serde_json::json!({ "error": e.to_string() }).to_string(), 2),
                 },
             };
             println!("{json}");

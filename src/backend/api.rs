@@ -318,3 +318,54 @@ fn store_error(e: StoreError, id: &str) -> ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_take_only_well_formed_ids() {
+        let id = "5bf847c3-9552-4ae4-974b-6220406c26a3";
+        let devices = format!("/v1/users/{id}/devices");
+        assert!(matches!(Route::of(&devices), Some((Route::Devices(u), "GET, POST")) if u == id));
+        let device = format!("/v1/users/{id}/devices/d_1");
+        assert!(matches!(
+            Route::of(&device),
+            Some((Route::Device(_, "d_1"), "DELETE"))
+        ));
+        for bad in [
+            "/v1/users//devices",
+            "/v1/users/a%2Fb/devices",
+            "/v1/users/a.b/challenges",
+            "/v1/users/a/devices/b/c",
+            "/v1/users/a/devices/",
+            "/v2/users",
+            "/v1/users/",
+        ] {
+            assert!(Route::of(bad).is_none(), "{bad}");
+        }
+        assert!(!valid_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn the_api_key_is_checked() {
+        let backend = Backend::new(
+            Store::open(std::path::Path::new(":memory:")).unwrap(),
+            Settings {
+                api_key: "k3y".into(),
+                trusted_agents: Vec::new(),
+                challenge_ttl: Duration::from_secs(1),
+            },
+        );
+        struct H(Option<&'static str>);
+        impl Headers for H {
+            fn header(&self, _: &str) -> Option<&str> {
+                self.0
+            }
+        }
+        assert!(backend.authenticate(&H(Some("k3y"))).is_ok());
+        for wrong in [None, Some(""), Some("k3"), Some("k3y "), Some("K3Y")] {
+            assert_eq!(backend.authenticate(&H(wrong)).unwrap_err().status, 401);
+        }
+    }
+}

@@ -167,3 +167,35 @@ impl Client {
         serde_json::from_str(text).map_err(|e| CallError::Invalid(format!("{method} {path}: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_urls_and_a_key_are_accepted() {
+        assert!(Client::new("http://backend:8090/", "k").is_ok());
+        assert!(Client::new("http://10.0.0.2/prefix", "k").is_ok());
+        for (url, key, why) in [
+            ("https://backend", "k", "plain HTTP only"),
+            ("backend:8090", "k", "not an http://"),
+            ("http://", "k", "not an http://"),
+            ("http://backend", "", "empty"),
+        ] {
+            let e = Client::new(url, key).err().unwrap();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_backend_is_told_apart() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let client = Client::new(&url, "k").unwrap();
+        assert!(matches!(
+            client.devices("u"),
+            Err(CallError::Unreachable(_))
+        ));
+    }
+}
