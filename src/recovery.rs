@@ -3,7 +3,7 @@
 //! the backend together with the device's own public key, which binds the device as an
 //! `SDK` device. Neither the selfie nor the key leaves the device.
 
-use ed25519_dalek::Signer;
+use ed25519_dalek::{Signer, SigningKey};
 
 use crate::backend::client::{CallError, Client};
 use crate::backend::messages::{Bind, Bound, proof_message};
@@ -48,14 +48,24 @@ pub fn recover(
         .ok_or(RecoveryError::NoMatch)?;
     let id = &state.keyless_id;
     let challenge = backend.challenge(id).map_err(RecoveryError::Backend)?;
-    let nonce = states::bytes(&challenge.challenge, "challenge")
+    let proof = proof(&key, id, &challenge.challenge, &device.public())
         .map_err(|e| RecoveryError::Backend(CallError::Invalid(format!("challenge: {e}"))))?;
-    let device_key = device.public();
-    let signature = key.sign(&proof_message(id, &nonce, &device_key));
-    let proof = Bind {
-        challenge: challenge.challenge,
-        device_public_key: states::b64(&device_key),
-        signature: states::b64(&signature.to_bytes()),
-    };
     backend.bind(id, &proof).map_err(RecoveryError::Backend)
+}
+
+/// The binding of `device_key` to `keyless_id`, proven by the biometric `key` over the
+/// backend's `challenge` (base64url).
+pub fn proof(
+    key: &SigningKey,
+    keyless_id: &str,
+    challenge: &str,
+    device_key: &[u8; 32],
+) -> Result<Bind, StateError> {
+    let nonce = states::bytes(challenge, "challenge")?;
+    let signature = key.sign(&proof_message(keyless_id, &nonce, device_key));
+    Ok(Bind {
+        challenge: challenge.to_string(),
+        device_public_key: states::b64(device_key),
+        signature: states::b64(&signature.to_bytes()),
+    })
 }

@@ -11,11 +11,11 @@ use std::sync::OnceLock;
 
 use common::fixture;
 use common::server::{Agent, Response};
-use ed25519_dalek::Signer;
-use recognize_agent::backend::client::Client;
-use recognize_agent::backend::messages::{Bind, proof_message};
+use recognize_agent::backend::client::{CallError, Client};
+use recognize_agent::backend::messages::Bind;
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, Envelope, ServerState};
+use recognize_agent::recovery;
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use serde_json::{Value, json};
 
@@ -254,15 +254,9 @@ fn forged_and_replayed_proofs_are_refused() {
     let (id, client) = enrolled("clean/obama.jpg");
     let state = ClientState::decode(&client).unwrap();
     let backend = Client::new(&backend_url(), API_KEY).unwrap();
-    let device = KeyFile::ephemeral().unwrap();
+    let device = KeyFile::ephemeral().unwrap().public();
     let bind = |key: &ed25519_dalek::SigningKey, challenge: &str| {
-        let nonce = states::bytes(challenge, "challenge").unwrap();
-        let signature = key.sign(&proof_message(&id, &nonce, &device.public()));
-        Bind {
-            challenge: challenge.into(),
-            device_public_key: states::b64(&device.public()),
-            signature: states::b64(&signature.to_bytes()),
-        }
+        recovery::proof(key, &id, challenge, &device).unwrap()
     };
     let path = format!("/v1/users/{id}/devices");
     let post = |b: &Bind| call("POST", &path, &serde_json::to_value(b).unwrap());
@@ -399,4 +393,37 @@ fn online_enrolment_with_the_backend_down_or_refusing_is_503_or_502() {
     let sql = "SELECT count(*) FROM users WHERE hex(agent_key) = ?1";
     let hex: String = stranger.iter().map(|b| format!("{b:02X}")).collect();
     assert_eq!(count(sql, &hex), 0);
+}
+
+#[test]
+fn an_expired_challenge_is_refused() {
+    let db = scratch().join("short-lived.db");
+    let short = Agent::spawn(
+        "backend",
+        &[
+            ("BACKEND_API_KEY", API_KEY),
+            ("TRUSTED_AGENT_KEYS", &agent_key()),
+            ("DATABASE", db.to_str().unwrap()),
+            ("CHALLENGE_TTL_SECONDS", "1"),
+        ],
+    );
+    let (id, client, server) = enrol_offline("clean/obama.jpg");
+    let url = format!("http://{}", short.addr);
+    let backend = Client::new(&url, API_KEY).unwrap();
+    assert_eq!(backend.register(&server).unwrap(), id);
+    let challenge = backend.challenge(&id).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let state = ClientState::decode(&client).unwrap();
+    let key = state
+        .recover_key(&embedding("clean/obama.jpg"))
+        .unwrap()
+        .unwrap();
+    let device = KeyFile::ephemeral().unwrap().public();
+    let proof = recovery::proof(&key, &id, &challenge.challenge, &device).unwrap();
+    let refused = backend.bind(&id, &proof).unwrap_err();
+    assert!(
+        matches!(&refused, CallError::Refused { status: 409, detail } if detail.contains("expired")),
+        "{refused}"
+    );
+    assert_eq!(backend.devices(&id).unwrap().len(), 1);
 }
