@@ -175,6 +175,16 @@ pub struct Health {
     pub status: String,
 }
 
+impl Health {
+    /// This build, serving.
+    pub fn ok() -> Health {
+        Health {
+            version: env!("CARGO_PKG_VERSION").into(),
+            status: "ok".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use recognize_agent::backend::client::Client;
 use recognize_agent::backend::store::Store;
 use recognize_agent::contract::{FilterTriggered, Scenario};
 use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
-use recognize_agent::http::{App, Limits, Server, admission::Gate};
+use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
 use recognize_agent::protect::keys::{self, KeyFile};
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
 use recognize_agent::recovery::{self, RecoveryError};
@@ -347,11 +347,7 @@ fn policies() -> Result<[recognize_agent::vision::filters::Policy; 3], Error> {
     })?)
 }
 
-fn serve(
-    args: &ServeArgs,
-    enroller: Enroller,
-    max_pixels: u64,
-) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCode, Error> {
     let running = args
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -376,12 +372,22 @@ fn serve(
     // Workers for every admitted enrolment plus spares, so that cheap requests and
     // 429 answers are never stuck behind running enrolments.
     let workers = running + args.max_wait + 4;
-    let server = Server::bind(&format!("{}:{}", args.host, args.port), app, workers)?;
+    let what = format!("{running} enrolments at once, {} waiting", args.max_wait);
+    listen(&args.host, args.port, app, workers, &what)
+}
+
+/// Serves `service` on `host:port` until the process ends; prints `listening on ADDR`
+/// (the port chosen, if 0 was asked) once it accepts connections.
+fn listen<S: Service>(
+    host: &str,
+    port: u16,
+    service: S,
+    workers: usize,
+    what: &str,
+) -> Result<ExitCode, Error> {
+    let server = Server::bind(&format!("{host}:{port}"), service, workers)?;
     let addr = server.local_addr().ok_or("the server has no IP address")?;
-    log::info!(
-        "listening on {addr} ({running} enrolments at once, {} waiting)",
-        args.max_wait
-    );
+    log::info!("listening on {addr} ({what})");
     println!("listening on {addr}");
     std::io::stdout().flush()?;
     server.run();
@@ -424,17 +430,9 @@ fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
         trusted_agents,
         challenge_ttl: std::time::Duration::from_secs(args.challenge_ttl_seconds),
     };
-    let server = Server::bind(
-        &format!("{}:{}", args.host, args.port),
-        Backend::new(store, settings),
-        args.workers,
-    )?;
-    let addr = server.local_addr().ok_or("the server has no IP address")?;
-    log::info!("backend listening on {addr}, database {}", path.display());
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
-    server.run();
-    Ok(ExitCode::SUCCESS)
+    let what = format!("backend, database {}", path.display());
+    let backend = Backend::new(store, settings);
+    listen(&args.host, args.port, backend, args.workers, &what)
 }
 
 fn init_logging(format: LogFormat) {

@@ -121,13 +121,7 @@ impl Backend {
         let (route, allowed) = Route::of(path)
             .ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
         match (route, method) {
-            (Route::Health, Method::Get) => Ok(Reply::json(
-                200,
-                &Health {
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    status: "ok".into(),
-                },
-            )),
+            (Route::Health, Method::Get) => Ok(Reply::json(200, &Health::ok())),
             (Route::Register { committed }, Method::Post) => {
                 let body: Register = read_json(conn, MAX_BODY_BYTES)?;
                 self.register(&body.server_state, committed)

@@ -158,8 +158,9 @@ impl Client {
             .read_to_string()
             .map_err(|e| CallError::Invalid(format!("{method} {path}: {e}")))?;
         if !(200..300).contains(&status) {
+            // A short explanation only: it may be passed on to the agent's clients.
             let detail = serde_json::from_str::<Problem>(&text)
-                .map(|p| p.detail)
+                .map(|p| p.detail.chars().take(300).collect())
                 .unwrap_or_else(|_| format!("{method} {path} answered {status}"));
             return Err(CallError::Refused { status, detail });
         }

@@ -6,8 +6,8 @@ use embedded_svc::http::{Headers, Method};
 use super::App;
 use super::error::ApiError;
 use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_body};
-use crate::backend::client::CallError;
-use crate::contract::{FilterTriggered, Health, OnlineEnrollment, Scenario};
+use crate::backend::client::{CallError, Client};
+use crate::contract::{FilterTriggered, Health, OfflineEnrollment, OnlineEnrollment, Scenario};
 use crate::enroll::{EnrollError, Outcome};
 use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
@@ -29,13 +29,7 @@ fn route<C: Connection>(
         _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
     };
     match (method, path) {
-        (Method::Get, "/health-check") => Ok(Reply::json(
-            200,
-            &Health {
-                version: env!("CARGO_PKG_VERSION").into(),
-                status: "ok".into(),
-            },
-        )),
+        (Method::Get, "/health-check") => Ok(Reply::json(200, &Health::ok())),
         (Method::Post, "/v1/offline-enrollment") => enroll(app, conn, false),
         (Method::Post, "/v1/online-enrollment") => enroll(app, conn, true),
         _ => Err(method_not_allowed(path, allowed)),
@@ -155,9 +149,15 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
         Outcome::Enrolled(states) => states,
     };
     // The enrolment slot is free again while the backend registers the user.
-    let Some(backend) = app.backend.as_ref().filter(|_| online) else {
-        return Ok(Reply::json(200, &states));
-    };
+    match app.backend.as_ref().filter(|_| online) {
+        Some(backend) => register_online(backend, states),
+        None => Ok(Reply::json(200, &states)),
+    }
+}
+
+/// Registers and commits an enrolment on the backend: `200` with the client state, or
+/// `503` (unreachable) / `502` (refused) with nothing registered.
+fn register_online(backend: &Client, states: OfflineEnrollment) -> Result<Reply, ApiError> {
     match backend.register(&states.server_state) {
         Ok(id) if id == states.keyless_id => Ok(Reply::json(
             200,
