@@ -6,13 +6,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+#[cfg(feature = "backend")]
 use recognize_agent::backend::api::{Backend, Settings};
 use recognize_agent::backend::client::Client;
+#[cfg(feature = "backend")]
 use recognize_agent::backend::store::Store;
 use recognize_agent::contract::{FilterTriggered, Scenario};
 use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
 use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
-use recognize_agent::protect::keys::{self, KeyFile};
+use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
 use recognize_agent::recovery::{self, RecoveryError};
 use recognize_agent::vision::decode::{self, DecodeOptions};
@@ -88,6 +90,7 @@ enum Command {
     Recover(RecoverArgs),
     /// Serve the reference backend: registers users from trusted agents' server states,
     /// binds devices that prove the biometric key, lists and deletes devices.
+    #[cfg(feature = "backend")]
     Backend(BackendArgs),
 }
 
@@ -109,6 +112,7 @@ struct RecoverArgs {
     image: PathBuf,
 }
 
+#[cfg(feature = "backend")]
 #[derive(clap::Args)]
 struct BackendArgs {
     /// Address to listen on
@@ -275,6 +279,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             println!("{json}");
             Ok(ExitCode::from(code))
         }
+        #[cfg(feature = "backend")]
         Command::Backend(ref args) => backend(args),
     }
 }
@@ -394,29 +399,13 @@ fn listen<S: Service>(
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(feature = "backend")]
 fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
     if args.api_key.is_empty() {
         return Err("BACKEND_API_KEY is empty".into());
     }
-    let trusted_agents = args
-        .trusted_agent_keys
-        .iter()
-        .map(|k| k.trim())
-        .filter(|k| !k.is_empty())
-        .map(|k| {
-            states::bytes(k, "key")
-                .ok()
-                .filter(|b| keys::is_public_key(b))
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| format!("TRUSTED_AGENT_KEYS: '{k}' is not an agent's public key"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if trusted_agents.is_empty() {
-        return Err(
-            "TRUSTED_AGENT_KEYS names no agent; `recognize-agent identity` prints an agent's key"
-                .into(),
-        );
-    }
+    let trusted_agents = recognize_agent::backend::api::trusted_agents(&args.trusted_agent_keys)
+        .map_err(|e| format!("TRUSTED_AGENT_KEYS: {e}"))?;
     let path = args
         .database
         .clone()

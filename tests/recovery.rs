@@ -1,6 +1,7 @@
 //! Account recovery end to end, over real HTTP with real photos: an agent and a backend
 //! process on ephemeral ports, enrolment offline and online, registration and commit,
 //! recovery on a new device by `recognize-agent recover`, device listing and deletion.
+#![cfg(feature = "backend")]
 
 mod common;
 

@@ -11,8 +11,8 @@ use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method};
 use subtle::ConstantTimeEq;
 
-use super::messages::{self, Bind, Bound, Challenge, Devices, Register, Registered};
-use super::store::{DeviceType, NewUser, Store, StoreError};
+use super::messages::{self, Bind, Bound, Challenge, DeviceType, Devices, Register, Registered};
+use super::store::{NewUser, Store, StoreError};
 use crate::contract::Health;
 use crate::http::Service;
 use crate::http::error::ApiError;
@@ -34,6 +34,27 @@ pub struct Settings {
     pub trusted_agents: Vec<[u8; 32]>,
     /// How long a challenge stays valid.
     pub challenge_ttl: Duration,
+}
+
+/// Agent identity keys as `recognize-agent identity` prints them (base64url), checked;
+/// at least one.
+pub fn trusted_agents(keys: &[String]) -> Result<Vec<[u8; 32]>, String> {
+    let trusted = keys
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            states::bytes(k, "key")
+                .ok()
+                .filter(|b| keys::is_public_key(b))
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| format!("'{k}' is not an agent's public key"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if trusted.is_empty() {
+        return Err("no agent named; `recognize-agent identity` prints an agent's key".into());
+    }
+    Ok(trusted)
 }
 
 /// The backend service: the store and its settings.
@@ -339,6 +360,19 @@ mod tests {
             assert!(Route::of(bad).is_none(), "{bad}");
         }
         assert!(!valid_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn trusted_agent_keys_are_checked() {
+        let key = states::b64(&crate::protect::keys::KeyFile::ephemeral().unwrap().public());
+        let got = trusted_agents(&[format!(" {key} "), String::new()]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(trusted_agents(&[]).is_err());
+        assert!(
+            trusted_agents(&["AAAA".into()])
+                .unwrap_err()
+                .contains("AAAA")
+        );
     }
 
     #[test]

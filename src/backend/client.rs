@@ -6,8 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::messages::{Bind, Bound, Challenge, Devices, Register, Registered};
-use super::store::Device;
+use super::messages::{Bind, Bound, Challenge, Device, Devices, Register, Registered};
 use crate::contract::Problem;
 
 /// How long one call may take, connection included.

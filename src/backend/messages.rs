@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{Device, DeviceType};
+use crate::protect::states::ClientType;
 
 /// Body of `POST /v1/uncommitted-users` and `POST /v1/users`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,52 @@ pub struct Bound {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Devices {
     pub devices: Vec<Device>,
+}
+
+/// Device types as stored and listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceType {
+    Backup,
+    Temporary,
+    Sdk,
+}
+
+#[cfg(feature = "backend")]
+impl DeviceType {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            DeviceType::Backup => "BACKUP",
+            DeviceType::Temporary => "TEMPORARY",
+            DeviceType::Sdk => "SDK",
+        }
+    }
+
+    pub(super) fn parse(s: &str) -> Option<DeviceType> {
+        [DeviceType::Backup, DeviceType::Temporary, DeviceType::Sdk]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+impl From<ClientType> for DeviceType {
+    fn from(t: ClientType) -> Self {
+        match t {
+            ClientType::Backup => DeviceType::Backup,
+            ClientType::Temporary => DeviceType::Temporary,
+        }
+    }
+}
+
+/// A device bound to a user, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub device_id: String,
+    #[serde(rename = "type")]
+    pub device_type: DeviceType,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
 }
 
 /// Separates binding proofs from every other use of the key.

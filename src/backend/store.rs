@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::protect::states::ClientType;
+use super::messages::{Device, DeviceType};
 
 /// Schema versions, applied in order; `user_version` records how many ran.
 const MIGRATIONS: &[&str] = &["
@@ -36,51 +36,6 @@ const MIGRATIONS: &[&str] = &["
 
 /// Unexpired challenges (used or not) a user may hold at once.
 pub const MAX_OPEN_CHALLENGES: usize = 8;
-
-/// Device types as stored and listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeviceType {
-    Backup,
-    Temporary,
-    Sdk,
-}
-
-impl DeviceType {
-    fn as_str(self) -> &'static str {
-        match self {
-            DeviceType::Backup => "BACKUP",
-            DeviceType::Temporary => "TEMPORARY",
-            DeviceType::Sdk => "SDK",
-        }
-    }
-
-    fn parse(s: &str) -> Option<DeviceType> {
-        [DeviceType::Backup, DeviceType::Temporary, DeviceType::Sdk]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-    }
-}
-
-impl From<ClientType> for DeviceType {
-    fn from(t: ClientType) -> Self {
-        match t {
-            ClientType::Backup => DeviceType::Backup,
-            ClientType::Temporary => DeviceType::Temporary,
-        }
-    }
-}
-
-/// A device bound to a user, as listed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Device {
-    pub device_id: String,
-    #[serde(rename = "type")]
-    pub device_type: DeviceType,
-    /// Seconds since the Unix epoch.
-    pub created_at: u64,
-}
 
 /// A user to register.
 pub struct NewUser<'a> {

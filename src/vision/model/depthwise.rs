@@ -563,6 +563,7 @@ mod tests {
                 let mut got = vec![f32::NAN; c * oh * ow];
                 op.run(Input::Separate(&input), &mut got);
                 // AVX2 alone even where `run` takes AVX-512 for some rows.
+                #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
                 let mut avx2 = got.clone();
                 #[cfg(target_arch = "x86_64")]
                 if kernel::avx2_fma() {

@@ -126,14 +126,13 @@ pub fn avx2_fma() -> bool {
 /// Whether this CPU has AVX-512 (F) and the compiler can build code for it: its
 /// intrinsics and target feature are stable from Rust 1.89 on, while the ARM cross
 /// builds use 1.85 (and need none of it).
+#[cfg(target_arch = "x86_64")]
 #[rustversion::since(1.89)]
 pub fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    std::arch::is_x86_feature_detected!("avx512f")
 }
 
+#[cfg(target_arch = "x86_64")]
 #[rustversion::before(1.89)]
 pub fn avx512() -> bool {
     false

@@ -509,6 +509,7 @@ mod tests {
                     &mut portable,
                 );
                 // AVX2 even where `run` takes AVX-512.
+                #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
                 let mut avx2 = portable.clone();
                 #[cfg(target_arch = "x86_64")]
                 if kernel::avx2_fma() {

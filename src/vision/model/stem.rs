@@ -22,6 +22,7 @@ use super::kernel::{self, Geometry, unary_op};
 /// Most input channels for which a convolution counts as a stem.
 const MAX_INPUTS: usize = 4;
 /// Outputs along a row per AVX2 register.
+#[cfg(target_arch = "x86_64")]
 const LANES: usize = 8;
 
 /// Convolution `[(1,) I, H, W]` (or channels last, `[(1,) H, W, I]`) →
