@@ -13,19 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("unknown option {flag}").into());
         }
         let image = decode::decode(&std::fs::read(path)?, &opts)?;
-        let faces: Vec<serde_json::Value> = models
-            .detector
-            .detect(&image)?
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "score": f.score,
-                    "box": [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1],
-                    "keypoints": f.keypoints.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::from(faces));
+        let faces = models.detector.detect(&image)?;
+        println!(
+            "{}",
+            serde_json::to_string(&faces.iter().collect::<Vec<_>>())?
+        );
         return Ok(());
     }
     for path in args {

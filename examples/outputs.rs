@@ -14,17 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for path in std::env::args().skip(1) {
         let image = decode::decode(&std::fs::read(&path)?, &opts)?;
         let analysis = models.analyse(&image)?;
-        let faces: Vec<serde_json::Value> = analysis
-            .faces
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "score": f.score,
-                    "box": [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1],
-                    "keypoints": f.keypoints.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let faces: Vec<_> = analysis.faces.iter().collect();
         let filters: serde_json::Map<String, serde_json::Value> = Scenario::ALL
             .iter()
             .map(|&s| {

@@ -29,6 +29,20 @@ pub struct Face {
     pub keypoints: [Point; 6],
 }
 
+/// As `{"score", "box": [x0, y0, x1, y1], "keypoints": [[x, y]; 6]}`, for the examples
+/// that print what the detector found.
+impl serde::Serialize for Face {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let b = &self.bbox;
+        let mut face = s.serialize_struct("Face", 3)?;
+        face.serialize_field("score", &self.score)?;
+        face.serialize_field("box", &[b.x0, b.y0, b.x1, b.y1])?;
+        face.serialize_field("keypoints", &self.keypoints.map(|p| [p.x, p.y]))?;
+        face.end()
+    }
+}
+
 impl Face {
     pub fn right_eye(&self) -> Point {
         self.keypoints[0]
