@@ -1,7 +1,5 @@
 //! One enrolment, transport-free: image bytes + scenario → states, or the filters that failed.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use image::RgbImage;
 
 use crate::contract::{Filters, OfflineEnrollment, Scenario};
@@ -105,8 +103,7 @@ impl Enroller {
         client_type: ClientType,
         embedding: &Embedding,
     ) -> Result<OfflineEnrollment, EnrollError> {
-        let id = states::random_bytes::<16>().map_err(random_error)?;
-        let keyless_id = uuid::Builder::from_random_bytes(id).into_uuid().to_string();
+        let keyless_id = states::random_id().map_err(random_error)?;
         let (sketch, secret) = Sketch::enrol(embedding).map_err(random_error)?;
         let salt = states::random_bytes::<16>().map_err(random_error)?;
         let public_key = b64(&keys::biometric_key(&secret, &salt)
@@ -125,15 +122,11 @@ impl Enroller {
             signature: String::new(),
         }
         .sign(&self.identity);
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let server = ServerState {
             keyless_id: keyless_id.clone(),
             client_type,
             scenario,
-            created,
+            created: states::unix_seconds(),
             model: states::MODEL_ID.into(),
             public_key,
             agent_key: self.agent_key.clone(),

@@ -174,9 +174,12 @@ fn parse_client_type(s: &str) -> Result<ClientType, String> {
     ClientType::parse(s).ok_or_else(|| "use BACKUP or TEMPORARY".into())
 }
 
-/// `name` in the state directory: `$STATE_DIRECTORY` (systemd), else
+/// `configured`, else `name` in the state directory: `$STATE_DIRECTORY` (systemd), else
 /// `$XDG_STATE_HOME/recognize-agent`, else `~/.local/state/recognize-agent`.
-fn state_file(name: &str) -> PathBuf {
+fn state_file(configured: &Option<PathBuf>, name: &str) -> PathBuf {
+    if let Some(path) = configured {
+        return path.clone();
+    }
     let var = |name| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
@@ -210,13 +213,9 @@ fn main() -> ExitCode {
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let identity_path = cli
-        .identity_key
-        .clone()
-        .unwrap_or_else(|| state_file("identity.key"));
-    let identity = || {
-        KeyFile::load_or_create(&identity_path)
-            .map_err(|e| format!("identity key {}: {e}", identity_path.display()))
+    let identity = || key_file(&cli.identity_key, "identity.key");
+    let enroller = || -> Result<Enroller, Error> {
+        Ok(Enroller::new(models(&cli)?, policies()?, identity()?))
     };
     match cli.command {
         Command::Identity => {
@@ -224,17 +223,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(ref args) => {
-            let enroller = Enroller::new(models(&cli)?, policies()?, identity()?);
-            serve(args, enroller, cli.max_pixels)
-        }
+        Command::Serve(ref args) => serve(args, enroller()?, cli.max_pixels),
         Command::Enroll {
             scenario,
             client_state_type,
             no_exif_transpose,
             ref file,
         } => {
-            let enroller = Enroller::new(models(&cli)?, policies()?, identity()?);
+            let enroller = enroller()?;
             let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
             let opts = DecodeOptions {
                 exif_transpose: !no_exif_transpose,
@@ -284,6 +280,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
+/// The key pair kept in [`state_file`]`(configured, name)`, created on first use.
+fn key_file(configured: &Option<PathBuf>, name: &str) -> Result<KeyFile, Error> {
+    let path = state_file(configured, name);
+    Ok(KeyFile::load_or_create(&path).map_err(|e| format!("key {}: {e}", path.display()))?)
+}
+
 fn read_client_state(file: &Path) -> Result<ClientState, Error> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(ClientState::decode(&text).map_err(|e| format!("{}: {e}", file.display()))?)
@@ -308,12 +310,7 @@ fn recover(
     let state = read_client_state(&args.client_state)?;
     let backend = Client::new(&args.backend, &args.api_key)?;
     let embedding = face(cli, &args.image)?;
-    let path = args
-        .device_key
-        .clone()
-        .unwrap_or_else(|| state_file("device.key"));
-    let device = KeyFile::load_or_create(&path)
-        .map_err(|e| format!("device key {}: {e}", path.display()))?;
+    let device = key_file(&args.device_key, "device.key")?;
     Ok(recovery::recover(&state, &embedding, &device, &backend)?)
 }
 
@@ -406,10 +403,7 @@ fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
     }
     let trusted_agents = recognize_agent::backend::api::trusted_agents(&args.trusted_agent_keys)
         .map_err(|e| format!("TRUSTED_AGENT_KEYS: {e}"))?;
-    let path = args
-        .database
-        .clone()
-        .unwrap_or_else(|| state_file("backend.db"));
+    let path = state_file(&args.database, "backend.db");
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }

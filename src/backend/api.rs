@@ -5,7 +5,7 @@
 //! biometric key.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method};
@@ -43,13 +43,7 @@ pub fn trusted_agents(keys: &[String]) -> Result<Vec<[u8; 32]>, String> {
         .iter()
         .map(|k| k.trim())
         .filter(|k| !k.is_empty())
-        .map(|k| {
-            states::bytes(k, "key")
-                .ok()
-                .filter(|b| keys::is_public_key(b))
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| format!("'{k}' is not an agent's public key"))
-        })
+        .map(|k| states::public_key(k).ok_or_else(|| format!("'{k}' is not an agent's public key")))
         .collect::<Result<Vec<_>, _>>()?;
     if trusted.is_empty() {
         return Err("no agent named; `recognize-agent identity` prints an agent's key".into());
@@ -125,12 +119,6 @@ fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Backend {
     fn route<C: Connection>(
         &self,
@@ -195,14 +183,9 @@ impl Backend {
     fn register(&self, text: &str, committed: bool) -> Result<Reply, ApiError> {
         let state = ServerState::decode(text)
             .map_err(|e| ApiError::bad_request(format!("serverState: {e}")))?;
-        let agent = states::bytes(&state.agent_key, "agentKey")
-            .map_err(|e| ApiError::bad_request(format!("serverState: {e}")))?;
-        if !self
-            .settings
-            .trusted_agents
-            .iter()
-            .any(|k| k[..] == agent[..])
-        {
+        // `decode` checked the signature with this key, so it is well formed.
+        let agent = states::public_key(&state.agent_key).unwrap_or_default();
+        if !self.settings.trusted_agents.contains(&agent) {
             return Err(ApiError::new(
                 403,
                 format!(
@@ -219,7 +202,7 @@ impl Backend {
             ));
         }
         let public_key = public_key(&state.public_key, "serverState: publicKey")?;
-        let device_id = new_id()?;
+        let device_id = random(states::random_id)?;
         let user = NewUser {
             keyless_id: id,
             public_key: &public_key,
@@ -241,8 +224,8 @@ impl Backend {
     }
 
     fn challenge(&self, id: &str) -> Result<Reply, ApiError> {
-        let nonce = states::b64(&random::<CHALLENGE_BYTES>()?);
-        let now = now();
+        let nonce = states::b64(&random(states::random_bytes::<CHALLENGE_BYTES>)?);
+        let now = states::unix_seconds();
         let expires_at = now + self.settings.challenge_ttl.as_secs();
         self.store()
             .add_challenge(id, &nonce, now, expires_at)
@@ -268,10 +251,10 @@ impl Backend {
         let user_key = store.public_key(id).map_err(|e| store_error(e, id))?;
         let message = messages::proof_message(id, &challenge, &device_key);
         let valid = keys::verify(&user_key, &message, &signature);
-        let device_id = new_id()?;
+        let device_id = random(states::random_id)?;
         let device = (device_id.as_str(), DeviceType::Sdk, &device_key[..]);
         let bound = store
-            .bind_device(id, &proof.challenge, now(), device, valid)
+            .bind_device(id, &proof.challenge, states::unix_seconds(), device, valid)
             .map_err(|e| store_error(e, id))?;
         if !bound {
             log::warn!(target: "backend", "refused a device binding for {id}: bad proof");
@@ -292,23 +275,15 @@ impl Backend {
     }
 }
 
-/// A 32-byte Ed25519 public key from base64url, or a 400 naming `field`.
-fn public_key(value: &str, field: &str) -> Result<Vec<u8>, ApiError> {
-    states::bytes(value, "key")
-        .ok()
-        .filter(|k| keys::is_public_key(k))
+/// An Ed25519 public key from base64url, or a 400 naming `field`.
+fn public_key(value: &str, field: &str) -> Result<[u8; 32], ApiError> {
+    states::public_key(value)
         .ok_or_else(|| ApiError::bad_request(format!("{field} is not an Ed25519 public key")))
 }
 
-/// A fresh random (version 4) UUID.
-fn new_id() -> Result<String, ApiError> {
-    Ok(uuid::Builder::from_random_bytes(random::<16>()?)
-        .into_uuid()
-        .to_string())
-}
-
-fn random<const N: usize>() -> Result<[u8; N], ApiError> {
-    states::random_bytes::<N>().map_err(|e| {
+/// What `draw` takes from the OS's random source, or a 500.
+fn random<T>(draw: impl FnOnce() -> Result<T, getrandom::Error>) -> Result<T, ApiError> {
+    draw().map_err(|e| {
         log::error!("no randomness: {e}");
         ApiError::internal("the backend has no source of randomness")
     })

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::messages::{Device, DeviceType};
 
@@ -29,12 +29,11 @@ const MIGRATIONS: &[&str] = &["
     CREATE TABLE challenges (
         nonce TEXT PRIMARY KEY,
         keyless_id TEXT NOT NULL REFERENCES users(keyless_id) ON DELETE CASCADE,
-        expires_at INTEGER NOT NULL,
-        used INTEGER NOT NULL DEFAULT 0
+        expires_at INTEGER NOT NULL
     );
 "];
 
-/// Unexpired challenges (used or not) a user may hold at once.
+/// Unspent, unexpired challenges a user may hold at once.
 pub const MAX_OPEN_CHALLENGES: usize = 8;
 
 /// A user to register.
@@ -101,10 +100,14 @@ impl Store {
         Ok(store)
     }
 
+    /// A write transaction, holding the database's write lock from the start.
+    fn write(&mut self) -> rusqlite::Result<Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+    }
+
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write()?;
         let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for sql in MIGRATIONS.iter().skip(version) {
             tx.execute_batch(sql)?;
@@ -117,9 +120,7 @@ impl Store {
     /// Registers a user (uncommitted unless `committed`) with its enrolment device, in
     /// one transaction.
     pub fn register(&mut self, user: &NewUser, committed: bool) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write()?;
         let inserted = tx.execute(
             "INSERT INTO users (keyless_id, public_key, agent_key, scenario, created, committed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
@@ -135,16 +136,9 @@ impl Store {
         if inserted == 0 {
             return Err(StoreError::Exists);
         }
-        tx.execute(
-            "INSERT INTO devices (device_id, keyless_id, type, public_key, created_at)
-             VALUES (?1, ?2, ?3, NULL, ?4)",
-            params![
-                user.device.0,
-                user.keyless_id,
-                user.device.1.as_str(),
-                user.created as i64
-            ],
-        )?;
+        let (device_id, device_type) = user.device;
+        let device = (device_id, device_type, None);
+        insert_device(&tx, user.keyless_id, device, user.created)?;
         tx.commit()?;
         Ok(())
     }
@@ -163,14 +157,7 @@ impl Store {
 
     /// A committed user's biometric public key.
     pub fn public_key(&self, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT public_key FROM users WHERE keyless_id = ?1 AND committed = 1",
-                [keyless_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or(StoreError::NotFound)
+        committed_key(&self.conn, keyless_id)
     }
 
     /// Records a one-time challenge for a committed user at time `now`, valid until
@@ -183,19 +170,8 @@ impl Store {
         now: u64,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let committed: Option<bool> = tx
-            .query_row(
-                "SELECT committed FROM users WHERE keyless_id = ?1",
-                [keyless_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if committed != Some(true) {
-            return Err(StoreError::NotFound);
-        }
+        let tx = self.write()?;
+        committed_key(&tx, keyless_id)?;
         tx.execute(
             "DELETE FROM challenges WHERE expires_at <= ?1",
             [now as i64],
@@ -216,9 +192,9 @@ impl Store {
         Ok(())
     }
 
-    /// Spends `nonce` for `keyless_id` at time `now` and, if it was fresh and the
-    /// caller found the proof valid, binds `device` (id, type, public key); all in one
-    /// transaction. Returns whether it bound. A spent or expired challenge fails and
+    /// Spends (deletes) `nonce` for `keyless_id` at time `now` and, if it was live and
+    /// the caller found the proof valid, binds `device` (id, type, public key); all in
+    /// one transaction. Returns whether it bound. A spent or expired challenge fails and
     /// binds nothing; an invalid proof spends the challenge too.
     pub fn bind_device(
         &mut self,
@@ -228,28 +204,21 @@ impl Store {
         device: (&str, DeviceType, &[u8]),
         proof_is_valid: bool,
     ) -> Result<bool, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write()?;
         let spent = tx.execute(
-            "UPDATE challenges SET used = 1
-             WHERE nonce = ?1 AND keyless_id = ?2 AND used = 0 AND expires_at > ?3",
+            "DELETE FROM challenges WHERE nonce = ?1 AND keyless_id = ?2 AND expires_at > ?3",
             params![nonce, keyless_id, now as i64],
         )?;
         if spent == 0 {
             return Err(StoreError::ChallengeSpent);
         }
         if proof_is_valid {
-            tx.execute(
-                "INSERT INTO devices (device_id, keyless_id, type, public_key, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    device.0,
-                    keyless_id,
-                    device.1.as_str(),
-                    device.2,
-                    now as i64
-                ],
+            let (device_id, device_type, public_key) = device;
+            insert_device(
+                &tx,
+                keyless_id,
+                (device_id, device_type, Some(public_key)),
+                now,
             )?;
         }
         tx.commit()?;
@@ -258,7 +227,7 @@ impl Store {
 
     /// A committed user's devices, oldest first.
     pub fn devices(&self, keyless_id: &str) -> Result<Vec<Device>, StoreError> {
-        self.public_key(keyless_id)?;
+        committed_key(&self.conn, keyless_id)?;
         let mut query = self.conn.prepare(
             "SELECT device_id, type, created_at FROM devices
              WHERE keyless_id = ?1 ORDER BY created_at, rowid",
@@ -295,6 +264,38 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A committed user's biometric public key, read on `conn` (or a transaction).
+fn committed_key(conn: &Connection, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
+    conn.query_row(
+        "SELECT public_key FROM users WHERE keyless_id = ?1 AND committed = 1",
+        [keyless_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound)
+}
+
+/// Adds a device (id, type, its own public key if it has one) to a user.
+fn insert_device(
+    conn: &Connection,
+    keyless_id: &str,
+    (device_id, device_type, public_key): (&str, DeviceType, Option<&[u8]>),
+    created_at: u64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO devices (device_id, keyless_id, type, public_key, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            device_id,
+            keyless_id,
+            device_type.as_str(),
+            public_key,
+            created_at as i64
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -106,12 +106,17 @@ fn printable(v: &str) -> String {
 }
 
 fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply, ApiError> {
-    if online && app.backend.is_none() {
-        return Err(ApiError::new(
-            409,
-            "online enrolment is not configured: set AUTH_SERVER_URL and AUTH_SERVER_API_KEY",
-        ));
-    }
+    // Where an online enrolment is registered; refused before any work if nowhere.
+    let backend = match (online, &app.backend) {
+        (false, _) => None,
+        (true, Some(backend)) => Some(backend),
+        (true, None) => {
+            return Err(ApiError::new(
+                409,
+                "online enrolment is not configured: set AUTH_SERVER_URL and AUTH_SERVER_API_KEY",
+            ));
+        }
+    };
     let headers = enrollment_headers(conn)?;
     let max = app.limits.max_body_bytes;
     check_length(conn, max)?;
@@ -149,7 +154,7 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
         Outcome::Enrolled(states) => states,
     };
     // The enrolment slot is free again while the backend registers the user.
-    match app.backend.as_ref().filter(|_| online) {
+    match backend {
         Some(backend) => register_online(backend, states),
         None => Ok(Reply::json(200, &states)),
     }

@@ -29,9 +29,9 @@ pub fn verify(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     VerifyingKey::from_bytes(&key).is_ok_and(|k| k.verify(message, &signature).is_ok())
 }
 
-/// Whether `key` is a well-formed Ed25519 public key (32 bytes, a curve point).
-pub fn is_public_key(key: &[u8]) -> bool {
-    <[u8; 32]>::try_from(key).is_ok_and(|k| VerifyingKey::from_bytes(&k).is_ok())
+/// Whether `key` is a well-formed Ed25519 public key (a curve point).
+pub fn is_public_key(key: &[u8; 32]) -> bool {
+    VerifyingKey::from_bytes(key).is_ok()
 }
 
 /// A key pair kept in a file of its 32-byte secret, readable by its owner only.

@@ -232,11 +232,31 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The 32 bytes of a well-formed Ed25519 public key (a curve point) in base64url.
+pub fn public_key(value: &str) -> Option<[u8; 32]> {
+    let key = <[u8; 32]>::try_from(URL_SAFE_NO_PAD.decode(value).ok()?).ok()?;
+    keys::is_public_key(&key).then_some(key)
+}
+
 /// `N` fresh random bytes from the OS.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)?;
     Ok(bytes)
+}
+
+/// A fresh random (version 4) UUID, as ids of users and devices are.
+pub fn random_id() -> Result<String, getrandom::Error> {
+    Ok(uuid::Builder::from_random_bytes(random_bytes()?)
+        .into_uuid()
+        .to_string())
+}
+
+/// Seconds since the Unix epoch, as states and challenges date things.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
