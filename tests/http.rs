@@ -7,15 +7,15 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use base64::Engine;
-use common::server::{Agent, Response, read_response};
+use common::server::{Response, Server, read_response};
 use common::{fixture, manifest};
 use recognize_agent::protect::states::{ClientState, ClientType, Envelope, ServerState};
 
 /// One shared agent with default settings, a 4 MiB body limit for the size tests.
-fn agent() -> &'static Agent {
-    static AGENT: OnceLock<Agent> = OnceLock::new();
+fn agent() -> &'static Server {
+    static AGENT: OnceLock<Server> = OnceLock::new();
     AGENT.get_or_init(|| {
-        Agent::start(&[
+        Server::agent(&[
             ("MAX_BODY_BYTES", "4194304"),
             ("MAX_CONCURRENCY", "2"),
             ("MAX_WAIT", "8"),
@@ -366,7 +366,7 @@ fn online_enrollment_without_backend_is_409() {
 
 #[test]
 fn too_many_enrolments_get_429_with_retry_after() {
-    let agent = Agent::start(&[("MAX_CONCURRENCY", "1"), ("MAX_WAIT", "0")]);
+    let agent = Server::agent(&[("MAX_CONCURRENCY", "1"), ("MAX_WAIT", "0")]);
     // A large image keeps each enrolment busy long enough to overlap.
     let big = {
         let img = image::load_from_memory(&fixture("small/obama.jpg"))
@@ -424,7 +424,7 @@ fn logs_hold_no_biometric_data() {
 
 #[test]
 fn no_face_with_face_missing_turned_off_is_a_clear_400() {
-    let agent = Agent::start(&[("FILTERS_OFF_SELFIE", "faceMissing")]);
+    let agent = Server::agent(&[("FILTERS_OFF_SELFIE", "faceMissing")]);
     let r = agent.enroll("SELFIE", &fixture("missing/coffee.jpg"));
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(

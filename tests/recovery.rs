@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::fixture;
-use common::server::{Agent, Response};
+use common::server::{Response, Server};
 use recognize_agent::backend::client::{CallError, Client};
 use recognize_agent::backend::messages::Bind;
 use recognize_agent::protect::keys::KeyFile;
@@ -38,20 +38,24 @@ fn agent_key() -> String {
     states::b64(&key.public())
 }
 
-/// The backend, trusting the agents of the tests.
-fn backend() -> &'static Agent {
-    static BACKEND: OnceLock<Agent> = OnceLock::new();
-    BACKEND.get_or_init(|| {
-        let db = scratch().join("backend.db");
-        Agent::spawn(
-            "backend",
-            &[
-                ("BACKEND_API_KEY", API_KEY),
-                ("TRUSTED_AGENT_KEYS", &agent_key()),
-                ("DATABASE", db.to_str().unwrap()),
-            ],
-        )
-    })
+/// A backend on the database file `name` in the scratch directory, trusting the agents
+/// of the tests, with `extra` settings.
+fn start_backend(name: &str, extra: &[(&str, &str)]) -> Server {
+    let db = scratch().join(name);
+    let (agents, db) = (agent_key(), db.to_str().unwrap().to_string());
+    let mut env = vec![
+        ("BACKEND_API_KEY", API_KEY),
+        ("TRUSTED_AGENT_KEYS", &agents),
+        ("DATABASE", &db),
+    ];
+    env.extend_from_slice(extra);
+    Server::spawn("backend", &env)
+}
+
+/// The backend most tests share.
+fn backend() -> &'static Server {
+    static BACKEND: OnceLock<Server> = OnceLock::new();
+    BACKEND.get_or_init(|| start_backend("backend.db", &[]))
 }
 
 /// A count from the backend's database, read beside the running backend.
@@ -69,10 +73,10 @@ fn backend_url() -> String {
 }
 
 /// An agent registering online enrolments on [`backend`].
-fn agent() -> &'static Agent {
-    static AGENT: OnceLock<Agent> = OnceLock::new();
+fn agent() -> &'static Server {
+    static AGENT: OnceLock<Server> = OnceLock::new();
     AGENT.get_or_init(|| {
-        Agent::start(&[
+        Server::agent(&[
             ("AUTH_SERVER_URL", &backend_url()),
             ("AUTH_SERVER_API_KEY", API_KEY),
         ])
@@ -371,19 +375,19 @@ fn online_enrolment_with_the_backend_down_or_refusing_is_503_or_502() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let agent = Agent::start(&[("AUTH_SERVER_URL", &down), ("AUTH_SERVER_API_KEY", API_KEY)]);
+    let agent = Server::agent(&[("AUTH_SERVER_URL", &down), ("AUTH_SERVER_API_KEY", API_KEY)]);
     let r = agent.post("/v1/online-enrollment", "SELFIE", &image);
     assert_status(&r, 503, "cannot be reached");
     assert!(r.header("Retry-After").is_some());
 
     let url = backend_url();
-    let wrong_key = Agent::start(&[("AUTH_SERVER_URL", &url), ("AUTH_SERVER_API_KEY", "nope")]);
+    let wrong_key = Server::agent(&[("AUTH_SERVER_URL", &url), ("AUTH_SERVER_API_KEY", "nope")]);
     let r = wrong_key.post("/v1/online-enrollment", "SELFIE", &image);
     assert_status(&r, 502, "401");
 
     // An agent the backend does not trust: refused, and nothing is registered.
     let untrusted_key = scratch().join("untrusted.key");
-    let untrusted = Agent::start(&[
+    let untrusted = Server::agent(&[
         ("AUTH_SERVER_URL", &url),
         ("AUTH_SERVER_API_KEY", API_KEY),
         ("IDENTITY_KEY_FILE", untrusted_key.to_str().unwrap()),
@@ -398,16 +402,7 @@ fn online_enrolment_with_the_backend_down_or_refusing_is_503_or_502() {
 
 #[test]
 fn an_expired_challenge_is_refused() {
-    let db = scratch().join("short-lived.db");
-    let short = Agent::spawn(
-        "backend",
-        &[
-            ("BACKEND_API_KEY", API_KEY),
-            ("TRUSTED_AGENT_KEYS", &agent_key()),
-            ("DATABASE", db.to_str().unwrap()),
-            ("CHALLENGE_TTL_SECONDS", "1"),
-        ],
-    );
+    let short = start_backend("short-lived.db", &[("CHALLENGE_TTL_SECONDS", "1")]);
     let (id, client, server) = enrol_offline("clean/obama.jpg");
     let url = format!("http://{}", short.addr);
     let backend = Client::new(&url, API_KEY).unwrap();

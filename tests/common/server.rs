@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-/// Servers not yet dropped. A shared agent lives in a static, which Rust never drops, so
+/// Servers not yet dropped. A shared server lives in a static, which Rust never drops, so
 /// an exit handler kills what is left when the test process ends.
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -21,21 +21,21 @@ extern "C" fn kill_running() {
 }
 
 /// A server process of ours.
-pub struct Agent {
+pub struct Server {
     pub addr: SocketAddr,
     child: Child,
     /// Everything the server logged so far.
     pub log: Arc<Mutex<String>>,
 }
 
-impl Agent {
+impl Server {
     /// Starts the agent with extra environment variables.
-    pub fn start(env: &[(&str, &str)]) -> Agent {
-        Agent::spawn("serve", env)
+    pub fn agent(env: &[(&str, &str)]) -> Server {
+        Server::spawn("serve", env)
     }
 
     /// Starts `recognize-agent <command>` (a server) on a free loopback port.
-    pub fn spawn(command: &str, env: &[(&str, &str)]) -> Agent {
+    pub fn spawn(command: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_recognize-agent"));
         cmd.args([command, "--host", "127.0.0.1", "--port", "0"])
             .env_remove("AUTH_SERVER_URL")
@@ -75,7 +75,7 @@ impl Agent {
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected: {line:?}"));
-        Agent {
+        Server {
             addr: addr.parse().unwrap(),
             child,
             log,
@@ -123,7 +123,7 @@ impl Agent {
     }
 }
 
-impl Drop for Agent {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
