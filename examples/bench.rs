@@ -2,7 +2,8 @@
 //! `bench stages` — per-stage latency of one enrolment;
 //! `bench models RUNS` — the run times of each model (`scripts/bench` alternates these
 //! with onnxruntime's, so that both see the same machine load);
-//! `bench load ADDR SECONDS CLIENTS IMAGE` — enrolments per second over HTTP.
+//! `bench load ADDR SECONDS CLIENTS IMAGE` — enrolments per second over HTTP;
+//! `bench selfie WIDTH HEIGHT FILE` — writes a test selfie of that size (JPEG).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +17,7 @@ use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::{DecodeOptions, decode};
 use recognize_agent::vision::filters::{Policy, evaluate};
 use recognize_agent::vision::{Models, align, default_models_dir, model};
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 const RUNS: usize = 40;
 
@@ -39,6 +40,15 @@ fn time<T>(f: impl FnMut() -> T) -> (f64, f64) {
     let mut ms = samples(RUNS, f);
     ms.sort_by(f64::total_cmp);
     (ms[RUNS / 2], ms[RUNS * 9 / 10])
+}
+
+/// The portrait the benchmark selfies are made of (a public test photo).
+fn portrait() -> image::ImageResult<RgbImage> {
+    let path = format!(
+        "{}/tests/fixtures/clean/obama.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Ok(image::open(path)?.into_rgb8())
 }
 
 /// A selfie of the given size: the portrait scaled to fill the frame's height, centred.
@@ -64,11 +74,7 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = default_models_dir();
     let policies = Scenario::ALL.map(Policy::for_scenario);
     let enroller = Enroller::new(Models::load(&dir)?, policies, KeyFile::ephemeral()?);
-    let portrait = image::open(format!(
-        "{}/tests/fixtures/clean/obama.jpg",
-        env!("CARGO_MANIFEST_DIR")
-    ))?
-    .into_rgb8();
+    let portrait = portrait()?;
     let opts = DecodeOptions {
         base64: false,
         exif_transpose: true,
@@ -216,9 +222,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["load", addr, seconds, clients, image] => {
             load(addr, seconds.parse()?, clients.parse()?, image)
         }
-        _ => Err(
-            "usage: bench stages OUT_DIR | bench models RUNS | bench load ADDR SECONDS CLIENTS IMAGE"
-                .into(),
-        ),
+        ["selfie", width, height, file] => Ok(std::fs::write(
+            file,
+            selfie(&portrait()?, width.parse()?, height.parse()?),
+        )?),
+        _ => Err("usage: bench stages OUT_DIR | bench models RUNS | \
+                  bench load ADDR SECONDS CLIENTS IMAGE | bench selfie WIDTH HEIGHT FILE"
+            .into()),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use recognize_agent::vision::model;
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 const RUNS: usize = 50;
 const WARM_UP: usize = 5;
@@ -32,7 +32,7 @@ fn main() -> TractResult<()> {
     for run in 0..WARM_UP + RUNS {
         state.run_plan_with_eval(tvec![input.clone()], |s, st, node, inputs| {
             let t = Instant::now();
-            let out = tract_onnx::tract_core::plan::eval(s, st, node, inputs);
+            let out = tract_nnef::tract_core::plan::eval(s, st, node, inputs);
             if run >= WARM_UP {
                 let mut key = node.op().name().to_string();
                 if by_node {

@@ -92,6 +92,10 @@ enum Command {
     /// binds devices that prove the biometric key, lists and deletes devices.
     #[cfg(feature = "backend")]
     Backend(BackendArgs),
+    /// Write the models as NNEF archives into DIR, for builds without ONNX support (the
+    /// board builds, smaller without the ONNX code). Prints the files written.
+    #[cfg(feature = "onnx")]
+    ExportModels { dir: PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -224,6 +228,15 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(ref args) => serve(args, enroller()?, cli.max_pixels),
+        #[cfg(feature = "onnx")]
+        Command::ExportModels { ref dir } => {
+            let from = cli.models_dir.clone().unwrap_or_else(default_models_dir);
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for path in Models::export(&from, dir).map_err(|e| format!("{e:#}"))? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Enroll {
             scenario,
             client_state_type,

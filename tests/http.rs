@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use common::server::{Response, Server, read_response};
-use common::{fixture, manifest};
+use common::{fixture, manifest, png_claiming};
 use recognize_agent::protect::states::{ClientState, ClientType, Envelope, ServerState};
 
 /// One shared agent with default settings, a 4 MiB body limit for the size tests.
@@ -275,41 +275,6 @@ fn bad_bodies_are_clear_errors_and_the_server_keeps_serving() {
         agent().request("GET", "/health-check", &[], b"").status,
         200
     );
-}
-
-/// A PNG whose header claims `w`×`h` pixels, followed by a little garbage data.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend((data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend(kind);
-        out.extend(data);
-        let crc = crc32(&out[start..]);
-        out.extend(crc.to_be_bytes());
-    }
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0, 0, 0, 0]);
-    chunk(&mut out, b"IEND", &[]);
-    out
 }
 
 #[test]

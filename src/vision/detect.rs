@@ -4,7 +4,7 @@ use std::path::Path;
 
 use image::RgbImage;
 use image::imageops::{self, FilterType};
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 use super::geometry::{Point, Rect};
 use super::model::{self, Plan};

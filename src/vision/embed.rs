@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use image::RgbImage;
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 use super::align::ALIGNED;
 use super::model::{self, Plan};

@@ -13,7 +13,7 @@ pub mod occlusion;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use tract_onnx::prelude::TractResult;
+use tract_nnef::prelude::TractResult;
 
 use detect::{Detector, DetectorConfig, Face, Faces};
 use embed::{Embedder, Embedding};
@@ -25,16 +25,41 @@ pub struct Models {
     pub embedder: Embedder,
 }
 
-/// File names of the default models inside the models directory.
-pub const DETECTOR_FILE: &str = "blazeface_back_256.onnx";
-pub const EMBEDDER_FILE: &str = "mobilefacenet.onnx";
+/// The models the agent runs, by name (a file `NAME.nnef.tar` or `NAME.onnx` in the
+/// models directory) with their input shapes.
+pub const MODELS: [(&str, [usize; 4]); 2] = [
+    (
+        DETECTOR,
+        [1, DETECTOR_SIDE as usize, DETECTOR_SIDE as usize, 3],
+    ),
+    (
+        EMBEDDER,
+        [1, align::ALIGNED as usize, align::ALIGNED as usize, 3],
+    ),
+];
+const DETECTOR: &str = "blazeface_back_256";
+const DETECTOR_SIDE: u32 = 256;
+const EMBEDDER: &str = "mobilefacenet";
 
 impl Models {
+    /// Loads the models from `dir`, each from its NNEF archive if there is one.
     pub fn load(dir: &Path) -> TractResult<Models> {
         Ok(Models {
-            detector: Detector::load(&dir.join(DETECTOR_FILE), 256, DetectorConfig::default())?,
-            embedder: Embedder::load(&dir.join(EMBEDDER_FILE))?,
+            detector: Detector::load(
+                &model::file(dir, DETECTOR)?,
+                DETECTOR_SIDE,
+                DetectorConfig::default(),
+            )?,
+            embedder: Embedder::load(&model::file(dir, EMBEDDER)?)?,
         })
+    }
+
+    /// Writes the models of `from` to `to` as NNEF archives; returns their paths.
+    pub fn export(from: &Path, to: &Path) -> TractResult<Vec<PathBuf>> {
+        MODELS
+            .iter()
+            .map(|(name, shape)| model::export(from, to, name, shape))
+            .collect()
     }
 
     /// Measures everything the filters and the template need from one image.
@@ -109,10 +134,14 @@ pub struct PrimaryFace {
     pub occlusion: Occlusion,
 }
 
-/// The models directory: `MODELS_DIR` if given, else `./models`, else the one in the source tree.
+/// The models directory: `$MODELS_DIR` if set, else `./models` if it holds the detector,
+/// else the one in the source tree.
 pub fn default_models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MODELS_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     let local = PathBuf::from("models");
-    if local.join(DETECTOR_FILE).exists() {
+    if model::file(&local, DETECTOR).is_ok() {
         local
     } else {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))

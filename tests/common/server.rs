@@ -82,6 +82,17 @@ impl Server {
         }
     }
 
+    /// Whether the server logs `needle` within 10 s.
+    pub fn logs(&self, needle: &str) -> bool {
+        for _ in 0..200 {
+            if self.log.lock().unwrap().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Sends one request (adding Host, Content-Length and Connection: close) and reads the response.
     pub fn request(
         &self,

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::ops::cnn::Conv;
 
 /// A `Conv` node of f32 input with constant weights and bias, as our ops read it.
 pub struct ConstantConv<'m> {

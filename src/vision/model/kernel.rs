@@ -1,8 +1,8 @@
 //! What our operators share: convolution geometry, arithmetic for their loops, the CPU
 //! check, tract's operator traits.
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::ops::cnn::Conv;
 
 /// Where a 2-D convolution's outputs read, in (rows, columns) pairs.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,10 +5,10 @@
 //! [`MaxPool2`] takes the maximum of each row pair along whole rows, then of each column
 //! pair.
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::MaxPool;
-use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::*;
+use tract_nnef::tract_core::ops::cnn::MaxPool;
+use tract_nnef::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
 use super::kernel::unary_op;

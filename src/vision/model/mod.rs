@@ -1,8 +1,11 @@
-//! Loading ONNX files into optimised tract plans.
+//! Loading models into optimised tract plans: from ONNX (the `onnx` feature) or from the
+//! NNEF archives [`export`] writes, which a build without ONNX code reads.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::{bail, format_err};
 
 pub mod depthwise;
 mod graph;
@@ -54,14 +57,72 @@ pub fn load(path: &Path, shape: &[usize]) -> TractResult<Plan> {
     model.into_optimized()?.into_runnable()
 }
 
+/// Extension of the NNEF archives (tract's dialect, uncompressed tar).
+pub const NNEF: &str = "nnef.tar";
+
+/// The file of model `name` in `dir`: its NNEF archive if there is one, else (with the
+/// `onnx` feature) its ONNX file.
+pub fn file(dir: &Path, name: &str) -> TractResult<PathBuf> {
+    let nnef = dir.join(format!("{name}.{NNEF}"));
+    let onnx = dir.join(format!("{name}.onnx"));
+    if nnef.exists() || (cfg!(feature = "onnx") && onnx.exists()) {
+        return Ok(if nnef.exists() { nnef } else { onnx });
+    }
+    if onnx.exists() {
+        bail!(
+            "{} is missing: this build reads NNEF models only (write them with \
+             `recognize-agent export-models` on a build with ONNX support)",
+            nnef.display()
+        );
+    }
+    bail!("no model {name} in {}", dir.display())
+}
+
 /// Loads `path` with its single input fixed to `shape`, decluttered, not optimised.
 pub fn typed(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+    let model = if path.extension().is_some_and(|e| e == "onnx") {
+        onnx(path, shape)
+    } else {
+        nnef(path, shape)
+    };
+    model.map_err(|e| e.context(format!("loading model {}", path.display())))
+}
+
+#[cfg(feature = "onnx")]
+fn onnx(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+    use tract_onnx::prelude::{Framework, InferenceModelExt};
     tract_onnx::onnx()
-        .model_for_path(path)
-        .map_err(|e| e.context(format!("loading model {}", path.display())))?
+        .model_for_path(path)?
         .with_input_fact(0, f32::fact(shape).into())?
         .into_typed()?
         .into_decluttered()
+}
+
+#[cfg(not(feature = "onnx"))]
+fn onnx(_: &Path, _: &[usize]) -> TractResult<TypedModel> {
+    bail!("this build reads NNEF models only")
+}
+
+fn nnef(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+    let model = tract_nnef::nnef().with_tract_core().model_for_path(path)?;
+    let fact = model.input_fact(0)?;
+    if model.inputs.len() != 1 || fact.shape.as_concrete() != Some(shape) {
+        bail!("the model's input is {fact:?}, not f32 {shape:?}");
+    }
+    model.into_decluttered()
+}
+
+/// Writes model `name` of `from` (with its input fixed to `shape`) to `to` as an NNEF
+/// archive, decluttered: what [`load`] would compute before optimising. Returns its path.
+pub fn export(from: &Path, to: &Path, name: &str, shape: &[usize]) -> TractResult<PathBuf> {
+    let model = typed(&file(from, name)?, shape)?;
+    let path = to.join(format!("{name}.{NNEF}"));
+    let out = std::fs::File::create(&path).map_err(|e| format_err!("{}: {e}", path.display()))?;
+    tract_nnef::nnef()
+        .with_tract_core()
+        .write_to_tar(&model, std::io::BufWriter::new(out))?
+        .flush()?;
+    Ok(path)
 }
 
 /// One of our operators found in place of some of a model's nodes: `op` applied to
@@ -102,44 +163,87 @@ fn rewrite(model: &mut TypedModel, find: Finder) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::default_models_dir;
+    use crate::vision::{MODELS, default_models_dir};
 
-    /// Each model gives the same outputs on our operators as on tract's own, on a real
-    /// face, and our operators are really in use.
-    #[test]
-    fn our_operators_match_tracts_on_a_real_face() {
+    /// A real face resized to the model's `side`, scaled to [-1, 1].
+    fn face(side: usize) -> Tensor {
         let photo = image::open(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/clean/obama.jpg"
         ))
         .unwrap();
-        // Ours everywhere, then ours on AVX2 only.
-        let blazeface = [
-            &["DepthwiseFast", "MaxPool2Fast"][..],
-            &["PointwiseFast", "StemFast"],
-        ];
-        for (file, side, [ours, avx2]) in [
-            ("blazeface_back_256.onnx", 256, blazeface),
-            ("blazeface_front_128.onnx", 128, blazeface),
+        let rgb = photo
+            .resize_exact(
+                side as u32,
+                side as u32,
+                image::imageops::FilterType::Triangle,
+            )
+            .into_rgb8();
+        tract_ndarray::Array4::from_shape_fn([1, side, side, 3], |(_, y, x, c)| {
+            rgb.get_pixel(x as u32, y as u32).0[c] as f32 / 127.5 - 1.0
+        })
+        .into()
+    }
+
+    /// Runs both plans on `input`; their outputs agree within 1e-4 of the largest value.
+    fn assert_same_outputs(what: &str, want: &Plan, got: &Plan, input: Tensor) {
+        let want = want.run(tvec!(input.clone().into())).unwrap();
+        let got = got.run(tvec!(input.into())).unwrap();
+        assert_eq!(want.len(), got.len(), "{what}");
+        for (w, g) in want.iter().zip(&got) {
+            let (w, g) = (w.as_slice::<f32>().unwrap(), g.as_slice::<f32>().unwrap());
+            let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let worst = w
+                .iter()
+                .zip(g)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst <= 1e-4 * scale,
+                "{what}: differs by {worst} (scale {scale})"
+            );
+        }
+    }
+
+    /// Each model (ONNX or NNEF, whichever the models directory holds) gives the same
+    /// outputs on our operators as on tract's own, on a real face, and our operators are
+    /// really in use.
+    #[test]
+    fn our_operators_match_tracts_on_a_real_face() {
+        let mut models: Vec<(&str, usize, [&[&str]; 2])> = vec![
             (
-                "mobilefacenet.onnx",
+                MODELS[0].0,
+                256,
+                [
+                    &["DepthwiseFast", "MaxPool2Fast"],
+                    &["PointwiseFast", "StemFast"],
+                ],
+            ),
+            (
+                MODELS[1].0,
                 112,
                 [&["DepthwiseFast", "PReluFast"], &["PointwiseFast"]],
             ),
-        ] {
-            let path = default_models_dir().join(file);
+        ];
+        if cfg!(feature = "onnx") {
+            models.push((
+                "blazeface_front_128",
+                128,
+                [
+                    &["DepthwiseFast", "MaxPool2Fast"],
+                    &["PointwiseFast", "StemFast"],
+                ],
+            ));
+        }
+        for (name, side, [ours, avx2]) in models {
+            let path = file(&default_models_dir(), name).unwrap();
+            // MobileFaceNet's NNEF form lays its 1×1 convolutions out channels-last, which
+            // our pointwise operator does not take: tract's kernels run them there (as on
+            // ARM, the only place that form is meant for).
+            let nnef_mobilefacenet =
+                name == MODELS[1].0 && path.extension().is_none_or(|e| e != "onnx");
+            let avx2 = if nnef_mobilefacenet { &[][..] } else { avx2 };
             let shape = [1, side, side, 3];
-            let rgb = photo
-                .resize_exact(
-                    side as u32,
-                    side as u32,
-                    image::imageops::FilterType::Triangle,
-                )
-                .into_rgb8();
-            let input: Tensor = tract_ndarray::Array4::from_shape_fn(shape, |(_, y, x, c)| {
-                rgb.get_pixel(x as u32, y as u32).0[c] as f32 / 127.5 - 1.0
-            })
-            .into();
             let reference = typed(&path, &shape)
                 .and_then(|m| m.into_optimized()?.into_runnable())
                 .unwrap();
@@ -152,23 +256,26 @@ mod tests {
                 .collect();
             let avx2 = avx2.iter().filter(|_| kernel::avx2_fma());
             for op in ours.iter().chain(avx2) {
-                assert!(names.iter().any(|n| n == op), "{file} runs {op}");
+                assert!(names.iter().any(|n| n == op), "{name} runs {op}");
             }
-            let want = reference.run(tvec!(input.clone().into())).unwrap();
-            let got = fast.run(tvec!(input.into())).unwrap();
-            for (w, g) in want.iter().zip(&got) {
-                let (w, g) = (w.as_slice::<f32>().unwrap(), g.as_slice::<f32>().unwrap());
-                let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let worst = w
-                    .iter()
-                    .zip(g)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
-                assert!(
-                    worst <= 1e-4 * scale,
-                    "{file}: differs by {worst} (scale {scale})"
-                );
-            }
+            assert_same_outputs(name, &reference, &fast, face(side));
         }
+    }
+
+    /// The NNEF archives `export` writes compute what the ONNX models compute.
+    #[cfg(feature = "onnx")]
+    #[test]
+    fn nnef_exports_compute_what_the_onnx_models_compute() {
+        let from = default_models_dir();
+        let to = std::env::temp_dir().join(format!("recognize-agent-nnef-{}", std::process::id()));
+        std::fs::create_dir_all(&to).unwrap();
+        for (name, shape) in MODELS {
+            let written = export(&from, &to, name, &shape).unwrap();
+            assert_eq!(file(&to, name).unwrap(), written);
+            let onnx = load(&from.join(format!("{name}.onnx")), &shape).unwrap();
+            let nnef = load(&written, &shape).unwrap();
+            assert_same_outputs(name, &onnx, &nnef, face(shape[1]));
+        }
+        std::fs::remove_dir_all(&to).unwrap();
     }
 }

@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::*;
+use tract_nnef::tract_core::ops::einsum::EinSum;
 
 use super::Substitution;
 use super::graph::{binary_reader, constant, relu_after};
@@ -402,10 +402,35 @@ impl TypedOp for Pointwise {
 /// [`Pointwise`] in place of `node` and the bias, residual sum and ReLU that follow it,
 /// if `node` is a channels-first 1×1 convolution spelt as an `EinSum` with constant
 /// weights.
+/// Whether einsum `axes` is a 1×1 convolution of a channels-first input,
+/// `[n]ihw,oi->[n]ohw`, whatever letters name the axes (ONNX models and NNEF archives
+/// name them differently).
+fn channels_first_1x1(axes: &str) -> bool {
+    let Some((inputs, output)) = axes.split_once("->") else {
+        return false;
+    };
+    let Some((x, w)) = inputs.split_once(',') else {
+        return false;
+    };
+    let (x, w, output): (Vec<char>, Vec<char>, Vec<char>) = (
+        x.chars().collect(),
+        w.chars().collect(),
+        output.chars().collect(),
+    );
+    let [o, i] = w[..] else {
+        return false;
+    };
+    let Some(batch) = x.len().checked_sub(3).filter(|b| *b <= 1) else {
+        return false;
+    };
+    let mut want = x.clone();
+    want[batch] = o;
+    x[batch] == i && output == want && !x.contains(&o)
+}
+
 pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
     let einsum = node.op_as::<EinSum>()?;
-    let axes = einsum.axes.to_string();
-    if einsum.q_params.is_some() || !matches!(axes.as_str(), "NIHW,OI->NOHW" | "IHW,OI->OHW") {
+    if einsum.q_params.is_some() || !channels_first_1x1(&einsum.axes.to_string()) {
         return None;
     }
     let x = node.inputs[0];
@@ -470,6 +495,22 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
 mod tests {
     use super::super::kernel::noise;
     use super::*;
+
+    #[test]
+    fn recognises_1x1_convolutions_by_layout_not_letters() {
+        for axes in ["NIHW,OI->NOHW", "IHW,OI->OHW", "akbm,nk->anbm"] {
+            assert!(channels_first_1x1(axes), "{axes}");
+        }
+        for axes in [
+            "amk,nk->amn",
+            "NHWI,OI->OHW",
+            "NIHW,OI->NHWO",
+            "IHW,OI->O",
+            "IHW,IO->OHW",
+        ] {
+            assert!(!channels_first_1x1(axes), "{axes}");
+        }
+    }
 
     /// The op against the definition, on every path this CPU has and in place, over
     /// block and tile edges: output channels below and off the blocks (4 or 8), pixels

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::*;
 
 use super::Substitution;
 use super::graph::is_zero;

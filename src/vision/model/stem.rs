@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::KernelFormat;
-use tract_onnx::tract_core::ops::nn::DataFormat;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::*;
+use tract_nnef::tract_core::ops::cnn::KernelFormat;
+use tract_nnef::tract_core::ops::nn::DataFormat;
 
 use super::Substitution;
 use super::graph::{ConstantConv, relu_after, sole_reader};

@@ -1,0 +1,106 @@
+//! The board presets and documented settings in `board/` against the real binary.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::server::Server;
+use common::{fixture, png_claiming};
+
+/// The `KEY=VALUE` lines of a board file; with `commented`, the `#KEY=` ones too.
+fn variables(file: &str, commented: bool) -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("board")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    text.lines()
+        .filter_map(|l| match l.strip_prefix('#') {
+            Some(rest) if commented => rest.split_once('='),
+            Some(_) => None,
+            None => l.split_once('='),
+        })
+        .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn help(command: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
+        .args([command, "--help"])
+        .output()
+        .expect("run --help");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Read outside clap: the filter overrides, the log filter, systemd's state directory
+/// and tract's NEON switch.
+fn read_elsewhere(name: &str) -> bool {
+    ["FILTERS_OFF_", "FILTERS_ON_", "MIN_INTEROCULAR_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || ["RUST_LOG", "STATE_DIRECTORY", "TRACT_CPU_ARM32_NEON"].contains(&name)
+}
+
+#[test]
+fn every_variable_in_board_files_is_one_the_agent_reads() {
+    let serve = help("serve");
+    #[cfg(feature = "backend")]
+    let backend = help("backend");
+    #[cfg(not(feature = "backend"))]
+    let backend = String::new();
+    for (file, help) in [
+        ("recognize-agent.env", &serve),
+        ("pi4.env", &serve),
+        ("pi5.env", &serve),
+        ("jetson-nano.env", &serve),
+        ("recognize-backend.env", &backend),
+    ] {
+        if help.is_empty() {
+            continue;
+        }
+        let vars = variables(file, true);
+        assert!(vars.len() >= 4, "{file}: {vars:?}");
+        for (name, _) in vars {
+            assert!(
+                read_elsewhere(&name)
+                    || [format!("[env: {name}="), format!("[env: {name}]")]
+                        .iter()
+                        .any(|shown| help.contains(shown)),
+                "{file}: {name} is not a setting of the agent"
+            );
+        }
+    }
+}
+
+#[test]
+fn presets_set_the_agents_limits() {
+    // 4 400 × 4 000 = 17.6 MP: over the 16 MP of the Pi 4 and Jetson presets, under the
+    // 25 MP of the Pi 5's (where the garbage pixel data is then refused as such).
+    let large = png_claiming(4_400, 4_000);
+    for (file, running, waiting, large_status) in [
+        ("pi4.env", 3, 1, 413),
+        ("pi5.env", 4, 2, 400),
+        ("jetson-nano.env", 3, 1, 413),
+    ] {
+        let vars = variables(file, false);
+        let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let agent = Server::agent(&env);
+        let started = format!("{running} enrolments at once, {waiting} waiting");
+        assert!(agent.logs(&started), "{file}: {started}");
+        let r = agent.enroll("SELFIE", &fixture("clean/obama.jpg"));
+        assert_eq!(
+            r.status,
+            200,
+            "{file}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let r = agent.enroll("SELFIE", &large);
+        assert_eq!(
+            r.status,
+            large_status,
+            "{file}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
