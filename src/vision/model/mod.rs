@@ -65,17 +65,16 @@ pub const NNEF: &str = "nnef.tar";
 pub fn file(dir: &Path, name: &str) -> TractResult<PathBuf> {
     let nnef = dir.join(format!("{name}.{NNEF}"));
     let onnx = dir.join(format!("{name}.onnx"));
-    if nnef.exists() || (cfg!(feature = "onnx") && onnx.exists()) {
-        return Ok(if nnef.exists() { nnef } else { onnx });
-    }
-    if onnx.exists() {
-        bail!(
+    match (nnef.exists(), onnx.exists()) {
+        (true, _) => Ok(nnef),
+        (false, true) if cfg!(feature = "onnx") => Ok(onnx),
+        (false, true) => bail!(
             "{} is missing: this build reads NNEF models only (write them with \
              `recognize-agent export-models` on a build with ONNX support)",
             nnef.display()
-        );
+        ),
+        (false, false) => bail!("no model {name} in {}", dir.display()),
     }
-    bail!("no model {name} in {}", dir.display())
 }
 
 /// Loads `path` with its single input fixed to `shape`, decluttered, not optimised.
@@ -106,7 +105,10 @@ fn onnx(_: &Path, _: &[usize]) -> TractResult<TypedModel> {
 fn nnef(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
     let model = tract_nnef::nnef().with_tract_core().model_for_path(path)?;
     let fact = model.input_fact(0)?;
-    if model.inputs.len() != 1 || fact.shape.as_concrete() != Some(shape) {
+    if model.inputs.len() != 1
+        || fact.datum_type != f32::datum_type()
+        || fact.shape.as_concrete() != Some(shape)
+    {
         bail!("the model's input is {fact:?}, not f32 {shape:?}");
     }
     model.into_decluttered()
