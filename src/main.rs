@@ -29,8 +29,9 @@ use recognize_agent::vision::{Models, default_models_dir};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Directory holding the ONNX models [default: ./models, else the source tree's]
-    #[arg(long, env = "MODELS_DIR", global = true)]
+    /// Directory holding the models (NAME.nnef.tar, else NAME.onnx) [default: $MODELS_DIR,
+    /// else ./models, else the source tree's]
+    #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
     /// Largest image accepted, in pixels (width × height)
     #[arg(long, env = "MAX_PIXELS", default_value_t = 25_000_000, global = true)]
@@ -230,7 +231,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Serve(ref args) => serve(args, enroller()?, cli.max_pixels),
         #[cfg(feature = "onnx")]
         Command::ExportModels { ref dir } => {
-            let from = cli.models_dir.clone().unwrap_or_else(default_models_dir);
+            let from = models_dir(&cli);
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             for path in Models::export(&from, dir).map_err(|e| format!("{e:#}"))? {
                 println!("{}", path.display());
@@ -343,9 +344,14 @@ fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_jso
     ))
 }
 
+/// `--models-dir`, else where the library looks by default (`$MODELS_DIR` first).
+fn models_dir(cli: &Cli) -> PathBuf {
+    cli.models_dir.clone().unwrap_or_else(default_models_dir)
+}
+
 fn models(cli: &Cli) -> Result<Models, Error> {
     let started = Instant::now();
-    let dir = cli.models_dir.clone().unwrap_or_else(default_models_dir);
+    let dir = models_dir(cli);
     let models =
         Models::load(&dir).map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
     log::info!(

@@ -33,13 +33,19 @@ fn help(command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Read outside clap: the filter overrides, the log filter, systemd's state directory
-/// and tract's NEON switch.
+/// Read outside clap: the filter overrides, the models directory's default, the log
+/// filter, systemd's state directory and tract's NEON switch.
 fn read_elsewhere(name: &str) -> bool {
     ["FILTERS_OFF_", "FILTERS_ON_", "MIN_INTEROCULAR_"]
         .iter()
         .any(|p| name.starts_with(p))
-        || ["RUST_LOG", "STATE_DIRECTORY", "TRACT_CPU_ARM32_NEON"].contains(&name)
+        || [
+            "MODELS_DIR",
+            "RUST_LOG",
+            "STATE_DIRECTORY",
+            "TRACT_CPU_ARM32_NEON",
+        ]
+        .contains(&name)
 }
 
 #[test]
@@ -75,18 +81,26 @@ fn every_variable_in_board_files_is_one_the_agent_reads() {
 
 #[test]
 fn presets_set_the_agents_limits() {
-    // 4 400 × 4 000 = 17.6 MP: over the 16 MP of the Pi 4 and Jetson presets, under the
-    // 25 MP of the Pi 5's (where the garbage pixel data is then refused as such).
-    let large = png_claiming(4_400, 4_000);
-    for (file, running, waiting, large_status) in [
-        ("pi4.env", 3, 1, 413),
-        ("pi5.env", 4, 2, 400),
-        ("jetson-nano.env", 3, 1, 413),
-    ] {
+    // 4 400 × 4 000 = 17.6 MP: over the 16 MP of the Pi 4 and Jetson presets (413), under
+    // the 25 MP of the Pi 5's (where the garbage pixel data is then refused as such, 400).
+    let (width, height) = (4_400u64, 4_000u64);
+    let large = png_claiming(width as u32, height as u32);
+    let mut statuses = Vec::new();
+    for file in ["pi4.env", "pi5.env", "jetson-nano.env"] {
         let vars = variables(file, false);
+        let var = |name: &str| -> u64 {
+            let value = vars.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+            value
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{file}: {name}"))
+        };
         let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let agent = Server::agent(&env);
-        let started = format!("{running} enrolments at once, {waiting} waiting");
+        let started = format!(
+            "{} enrolments at once, {} waiting",
+            var("MAX_CONCURRENCY"),
+            var("MAX_WAIT")
+        );
         assert!(agent.logs(&started), "{file}: {started}");
         let r = agent.enroll("SELFIE", &fixture("clean/obama.jpg"));
         assert_eq!(
@@ -96,11 +110,19 @@ fn presets_set_the_agents_limits() {
             String::from_utf8_lossy(&r.body)
         );
         let r = agent.enroll("SELFIE", &large);
+        let large_status = if width * height > var("MAX_PIXELS") {
+            413
+        } else {
+            400
+        };
         assert_eq!(
             r.status,
             large_status,
             "{file}: {}",
             String::from_utf8_lossy(&r.body)
         );
+        statuses.push(large_status);
     }
+    // Both sides of the limit were exercised.
+    assert!(statuses.contains(&413) && statuses.contains(&400));
 }

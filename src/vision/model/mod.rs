@@ -212,40 +212,28 @@ mod tests {
     /// really in use.
     #[test]
     fn our_operators_match_tracts_on_a_real_face() {
-        let mut models: Vec<(&str, usize, [&[&str]; 2])> = vec![
-            (
-                MODELS[0].0,
-                256,
-                [
-                    &["DepthwiseFast", "MaxPool2Fast"],
-                    &["PointwiseFast", "StemFast"],
-                ],
-            ),
-            (
-                MODELS[1].0,
-                112,
-                [&["DepthwiseFast", "PReluFast"], &["PointwiseFast"]],
-            ),
+        // Ours everywhere, then ours on AVX2 only.
+        let blazeface = [
+            &["DepthwiseFast", "MaxPool2Fast"][..],
+            &["PointwiseFast", "StemFast"],
+        ];
+        let mobilefacenet = [&["DepthwiseFast", "PReluFast"][..], &["PointwiseFast"]];
+        let [(detector, detector_shape), (embedder, embedder_shape)] = MODELS;
+        let mut models = vec![
+            (detector, detector_shape, blazeface),
+            (embedder, embedder_shape, mobilefacenet),
         ];
         if cfg!(feature = "onnx") {
-            models.push((
-                "blazeface_front_128",
-                128,
-                [
-                    &["DepthwiseFast", "MaxPool2Fast"],
-                    &["PointwiseFast", "StemFast"],
-                ],
-            ));
+            models.push(("blazeface_front_128", [1, 128, 128, 3], blazeface));
         }
-        for (name, side, [ours, avx2]) in models {
+        for (name, shape, [ours, avx2]) in models {
             let path = file(&default_models_dir(), name).unwrap();
             // MobileFaceNet's NNEF form lays its 1×1 convolutions out channels-last, which
             // our pointwise operator does not take: tract's kernels run them there (as on
             // ARM, the only place that form is meant for).
             let nnef_mobilefacenet =
-                name == MODELS[1].0 && path.extension().is_none_or(|e| e != "onnx");
+                name == embedder && path.extension().is_none_or(|e| e != "onnx");
             let avx2 = if nnef_mobilefacenet { &[][..] } else { avx2 };
-            let shape = [1, side, side, 3];
             let reference = typed(&path, &shape)
                 .and_then(|m| m.into_optimized()?.into_runnable())
                 .unwrap();
@@ -260,7 +248,7 @@ mod tests {
             for op in ours.iter().chain(avx2) {
                 assert!(names.iter().any(|n| n == op), "{name} runs {op}");
             }
-            assert_same_outputs(name, &reference, &fast, face(side));
+            assert_same_outputs(name, &reference, &fast, face(shape[1]));
         }
     }
 
