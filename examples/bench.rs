@@ -16,7 +16,7 @@ use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::{DecodeOptions, decode};
 use recognize_agent::vision::filters::{Policy, evaluate};
-use recognize_agent::vision::{Models, align, default_models_dir, model};
+use recognize_agent::vision::{Models, align, default_models_dir, default_precision, model};
 use tract_nnef::prelude::*;
 
 const RUNS: usize = 40;
@@ -73,7 +73,11 @@ fn selfie(portrait: &RgbImage, width: u32, height: u32) -> Vec<u8> {
 fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = default_models_dir();
     let policies = Scenario::ALL.map(Policy::for_scenario);
-    let enroller = Enroller::new(Models::load(&dir)?, policies, KeyFile::ephemeral()?);
+    let enroller = Enroller::new(
+        Models::load(&dir, default_precision()?)?,
+        policies,
+        KeyFile::ephemeral()?,
+    );
     let portrait = portrait()?;
     let opts = DecodeOptions {
         base64: false,
@@ -137,14 +141,12 @@ fn models(runs: usize) -> Result<(), Box<dyn std::error::Error>> {
         ("mobilefacenet.onnx", [1, 112, 112, 3]),
     ];
     for (file, shape) in models {
-        let plan = model::load(&dir.join(file), &shape)?;
+        let plan = model::load(&dir.join(file), &shape, default_precision()?)?;
         let input: Tensor = tract_ndarray::Array4::<f32>::from_shape_fn(shape, |(_, y, x, c)| {
             ((x * 7 + y * 3 + c) % 255) as f32 / 127.5 - 1.0
         })
         .into();
-        let ms = samples(runs, || {
-            plan.run(tvec!(input.clone().into())).map(|o| o.len())
-        });
+        let ms = samples(runs, || plan.run(input.clone()).map(|o| o.len()));
         println!(
             "{}",
             serde_json::json!({"kind": "model", "model": file, "samples_ms": ms})

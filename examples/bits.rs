@@ -6,7 +6,7 @@
 //! images after it (each face its own identity). Embeddings stay in memory.
 
 use recognize_agent::vision::embed::{DIM, Embedding};
-use recognize_agent::vision::{Models, align, decode, default_models_dir};
+use recognize_agent::vision::{Models, align, decode, default_models_dir, default_precision};
 
 /// Gaussian rows from a fixed seed (xorshift and Box–Muller: a measurement, not a secret).
 fn projection(rows: usize, seed: u64) -> Vec<[f32; DIM]> {
@@ -68,7 +68,7 @@ fn stats(values: &[f64]) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let models = Models::load(&default_models_dir())?;
+    let models = Models::load(&default_models_dir(), default_precision()?)?;
     let opts = decode::DecodeOptions::file(50_000_000);
     let mut faces: Vec<(String, Embedding)> = Vec::new();
     let mut group = false;

@@ -2,10 +2,10 @@
 //! With `--faces-json IMAGE`, prints the detected faces (boxes and keypoints, no biometric
 //! data) as JSON instead: `scripts/fixtures.py` uses it to place synthetic occluders.
 
-use recognize_agent::vision::{Models, decode, default_models_dir};
+use recognize_agent::vision::{Models, decode, default_models_dir, default_precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let models = Models::load(&default_models_dir())?;
+    let models = Models::load(&default_models_dir(), default_precision()?)?;
     let opts = decode::DecodeOptions::file(50_000_000);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, path] = args.as_slice() {

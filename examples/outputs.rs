@@ -1,19 +1,33 @@
 //! Prints what the face pipeline computes for each image, one JSON line per image: the
 //! detected faces, the six filter outcomes of each scenario and the embedding of the
 //! primary face. `scripts/cross` compares these lines between an ARM build under QEMU and
-//! the native build, to check that ARM computes the same thing. Run only on the public
-//! test photos: the embeddings are printed.
+//! the native build, to check that ARM computes the same thing; `scripts/variants`
+//! compares the model variants with them. Run only on the public test photos: the
+//! embeddings are printed, and `--aligned DIR` writes each primary face as the embedder
+//! sees it (112×112 PNG, numbered in input order), to calibrate quantised models.
+//! `outputs [--aligned DIR] IMAGE...`
 
 use recognize_agent::contract::Scenario;
 use recognize_agent::vision::filters::{Policy, evaluate};
-use recognize_agent::vision::{Models, decode, default_models_dir};
+use recognize_agent::vision::{Models, align, decode, default_models_dir, default_precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let models = Models::load(&default_models_dir())?;
+    let models = Models::load(&default_models_dir(), default_precision()?)?;
     let opts = decode::DecodeOptions::file(50_000_000);
-    for path in std::env::args().skip(1) {
-        let image = decode::decode(&std::fs::read(&path)?, &opts)?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let aligned = if args.len() > 1 && args[0] == "--aligned" {
+        let dir = args.remove(1);
+        args.remove(0);
+        Some(dir)
+    } else {
+        None
+    };
+    for (i, path) in args.iter().enumerate() {
+        let image = decode::decode(&std::fs::read(path)?, &opts)?;
         let analysis = models.analyse(&image)?;
+        if let (Some(dir), Some(primary)) = (&aligned, &analysis.primary) {
+            align::align(&image, &primary.face).save(format!("{dir}/{i:03}.png"))?;
+        }
         let faces: Vec<_> = analysis.faces.iter().collect();
         let filters: serde_json::Map<String, serde_json::Value> = Scenario::ALL
             .iter()

@@ -25,9 +25,11 @@ fn main() -> TractResult<()> {
         }
     };
     let shape: Vec<usize> = shape.split(',').map(str::parse).collect::<Result<_, _>>()?;
-    let plan = model::load(std::path::Path::new(path), &shape)?;
+    let precision = recognize_agent::vision::default_precision().map_err(TractError::msg)?;
+    let plan = model::load(std::path::Path::new(path), &shape, precision)?;
+    let plan = plan.runnable();
     let input: TValue = Tensor::zero::<f32>(&shape)?.into();
-    let mut state = SimpleState::new(&plan)?;
+    let mut state = SimpleState::new(plan)?;
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for run in 0..WARM_UP + RUNS {
         state.run_plan_with_eval(tvec![input.clone()], |s, st, node, inputs| {

@@ -16,7 +16,7 @@ use recognize_agent::protect::keys::biometric_key;
 use recognize_agent::protect::sketch::{Sketch, code};
 use recognize_agent::protect::template::{self, KEPT, PROJECTED};
 use recognize_agent::vision::embed::{DIM, Embedding};
-use recognize_agent::vision::{Models, align, decode, default_models_dir};
+use recognize_agent::vision::{Models, align, decode, default_models_dir, default_precision};
 
 struct Face {
     identity: String,
@@ -177,7 +177,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let models = Models::load(&default_models_dir())?;
+    let models = Models::load(&default_models_dir(), default_precision()?)?;
     let opts = decode::DecodeOptions::file(50_000_000);
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut trials = 3;

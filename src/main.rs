@@ -19,7 +19,7 @@ use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
 use recognize_agent::recovery::{self, RecoveryError};
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::embed::Embedding;
-use recognize_agent::vision::{Models, default_models_dir};
+use recognize_agent::vision::{Models, Precision, default_models_dir, default_precision};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +33,10 @@ struct Cli {
     /// else ./models, else the source tree's]
     #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
+    /// Arithmetic the models run in: f32, or f16 (as accurate, but slower with tract 0.22,
+    /// even on CPUs with FP16 arithmetic) [default: $MODEL_PRECISION, else f32]
+    #[arg(long, global = true)]
+    model_precision: Option<Precision>,
     /// Largest image accepted, in pixels (width × height)
     #[arg(long, env = "MAX_PIXELS", default_value_t = 25_000_000, global = true)]
     max_pixels: u64,
@@ -352,10 +356,14 @@ fn models_dir(cli: &Cli) -> PathBuf {
 fn models(cli: &Cli) -> Result<Models, Error> {
     let started = Instant::now();
     let dir = models_dir(cli);
-    let models =
-        Models::load(&dir).map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
+    let precision = match cli.model_precision {
+        Some(p) => p,
+        None => default_precision()?,
+    };
+    let models = Models::load(&dir, precision)
+        .map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
     log::info!(
-        "models loaded from {} in {:.0} ms",
+        "models loaded from {} ({precision}) in {:.0} ms",
         dir.display(),
         started.elapsed().as_secs_f64() * 1e3
     );

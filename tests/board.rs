@@ -41,6 +41,7 @@ fn read_elsewhere(name: &str) -> bool {
         .any(|p| name.starts_with(p))
         || [
             "MODELS_DIR",
+            "MODEL_PRECISION",
             "RUST_LOG",
             "STATE_DIRECTORY",
             "TRACT_CPU_ARM32_NEON",
@@ -80,7 +81,7 @@ fn every_variable_in_board_files_is_one_the_agent_reads() {
 }
 
 #[test]
-fn presets_set_the_agents_limits() {
+fn presets_set_the_agents_limits_and_model_precision() {
     // 4 400 × 4 000 = 17.6 MP: over the 16 MP of the Pi 4 and Jetson presets (413), under
     // the 25 MP of the Pi 5's (where the garbage pixel data is then refused as such, 400).
     let (width, height) = (4_400u64, 4_000u64);
@@ -102,6 +103,9 @@ fn presets_set_the_agents_limits() {
             var("MAX_WAIT")
         );
         assert!(agent.logs(&started), "{file}: {started}");
+        let precision = vars.iter().find(|(k, _)| k == "MODEL_PRECISION");
+        let loaded = format!("({})", precision.map_or("f32", |(_, v)| v.as_str()));
+        assert!(agent.logs(&loaded), "{file}: models loaded {loaded}");
         let r = agent.enroll("SELFIE", &fixture("clean/obama.jpg"));
         assert_eq!(
             r.status,

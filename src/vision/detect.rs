@@ -7,7 +7,7 @@ use image::imageops::{self, FilterType};
 use tract_nnef::prelude::*;
 
 use super::geometry::{Point, Rect};
-use super::model::{self, Plan};
+use super::model::{self, Plan, Precision};
 
 /// At most this many faces are kept per image (the strongest).
 pub const MAX_FACES: usize = 32;
@@ -97,9 +97,14 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Loads a BlazeFace ONNX file whose input is `size`×`size` (128 or 256).
-    pub fn load(path: &Path, size: u32, config: DetectorConfig) -> TractResult<Detector> {
-        let plan = model::load(path, &[1, size as usize, size as usize, 3])?;
+    /// Loads a BlazeFace model whose input is `size`×`size` (128 or 256).
+    pub fn load(
+        path: &Path,
+        size: u32,
+        precision: Precision,
+        config: DetectorConfig,
+    ) -> TractResult<Detector> {
+        let plan = model::load(path, &[1, size as usize, size as usize, 3], precision)?;
         // Two heads: a 16×16 grid with 2 anchors per cell, an 8×8 grid with 6.
         let mut anchors = Vec::with_capacity(896);
         for (grid, per_cell) in [(16u32, 2), (8, 6)] {
@@ -186,7 +191,7 @@ impl Detector {
                     p.0[c] as f32 / 127.5 - 1.0;
             }
         }
-        let out = self.plan.run(tvec!(Tensor::from(input).into()))?;
+        let out = self.plan.run(Tensor::from(input))?;
         let to_image = |px: f32, py: f32| {
             Point::new(
                 (px - pad_x as f32) / scale + region.x0,

@@ -6,7 +6,7 @@ use image::RgbImage;
 use tract_nnef::prelude::*;
 
 use super::align::ALIGNED;
-use super::model::{self, Plan};
+use super::model::{self, Plan, Precision};
 
 /// Embedding dimension.
 pub const DIM: usize = 192;
@@ -42,10 +42,10 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    pub fn load(path: &Path) -> TractResult<Embedder> {
+    pub fn load(path: &Path, precision: Precision) -> TractResult<Embedder> {
         let side = ALIGNED as usize;
         Ok(Embedder {
-            plan: model::load(path, &[1, side, side, 3])?,
+            plan: model::load(path, &[1, side, side, 3], precision)?,
         })
     }
 
@@ -55,7 +55,7 @@ impl Embedder {
         let input = tract_ndarray::Array4::from_shape_fn((1, side, side, 3), |(_, y, x, c)| {
             (aligned.get_pixel(x as u32, y as u32).0[c] as f32 - 127.5) / 128.0
         });
-        let out = self.plan.run(tvec!(Tensor::from(input).into()))?;
+        let out = self.plan.run(Tensor::from(input))?;
         let raw = out[0].as_slice::<f32>()?;
         let raw_norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
         let mut vector = [0.0; DIM];

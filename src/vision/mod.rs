@@ -17,6 +17,7 @@ use tract_nnef::prelude::TractResult;
 
 use detect::{Detector, DetectorConfig, Face, Faces};
 use embed::{Embedder, Embedding};
+pub use model::Precision;
 use occlusion::Occlusion;
 
 /// The models, loaded once at start-up and shared read-only by every request.
@@ -42,15 +43,17 @@ const DETECTOR_SIDE: u32 = 256;
 const EMBEDDER: &str = "mobilefacenet";
 
 impl Models {
-    /// Loads the models from `dir`, each from its NNEF archive if there is one.
-    pub fn load(dir: &Path) -> TractResult<Models> {
+    /// Loads the models from `dir`, each from its NNEF archive if there is one, to run
+    /// in `precision`.
+    pub fn load(dir: &Path, precision: Precision) -> TractResult<Models> {
         Ok(Models {
             detector: Detector::load(
                 &model::file(dir, DETECTOR)?,
                 DETECTOR_SIDE,
+                precision,
                 DetectorConfig::default(),
             )?,
-            embedder: Embedder::load(&model::file(dir, EMBEDDER)?)?,
+            embedder: Embedder::load(&model::file(dir, EMBEDDER)?, precision)?,
         })
     }
 
@@ -146,4 +149,13 @@ pub fn default_models_dir() -> PathBuf {
     } else {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
     }
+}
+
+/// The models' precision: `$MODEL_PRECISION` (`f32` or `f16`) if set, else f32.
+pub fn default_precision() -> Result<Precision, String> {
+    std::env::var("MODEL_PRECISION")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map_or(Ok(Precision::F32), |p| p.parse())
+        .map_err(|e| format!("MODEL_PRECISION: {e}"))
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::vision::{Models, default_models_dir};
+use recognize_agent::vision::{Models, Precision, default_models_dir};
 use serde::Deserialize;
 
 pub fn fixtures() -> PathBuf {
@@ -40,7 +40,7 @@ pub fn manifest() -> Vec<Case> {
 pub fn enroller() -> &'static Enroller {
     static ENROLLER: OnceLock<Enroller> = OnceLock::new();
     ENROLLER.get_or_init(|| {
-        let models = Models::load(&default_models_dir()).expect("models");
+        let models = Models::load(&default_models_dir(), Precision::F32).expect("models");
         let policies = Scenario::ALL.map(recognize_agent::vision::filters::Policy::for_scenario);
         Enroller::new(models, policies, KeyFile::ephemeral().expect("a key"))
     })

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tract_nnef::prelude::*;
+use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
 use tract_nnef::tract_core::internal::{bail, format_err};
+use tract_nnef::tract_core::transform::ModelTransform;
 
 pub mod depthwise;
 mod graph;
@@ -32,14 +34,92 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// An optimised, immutable plan; `run` takes `&self`, so one plan serves all threads.
-pub type Plan = TypedRunnableModel<TypedModel>;
+/// The arithmetic a model runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// As trained.
+    #[default]
+    F32,
+    /// Half precision throughout (tract's translation of the f32 graph): as accurate,
+    /// but with tract 0.22 slower than f32 even on CPUs with FP16 arithmetic
+    /// (models/README.md, "Variants").
+    F16,
+}
 
-/// Loads `path` with its single input fixed to `shape` (f32) and optimises it, with the
-/// operators where tract 0.22 is slow on our models replaced by ours ([`depthwise`],
-/// [`pointwise`], [`stem`], [`maxpool`], [`prelu`]).
-pub fn load(path: &Path, shape: &[usize]) -> TractResult<Plan> {
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Precision, String> {
+        match s.trim() {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            other => Err(format!(
+                "unknown model precision '{other}' (known: f32, f16)"
+            )),
+        }
+    }
+}
+
+/// An optimised, immutable plan taking and giving f32 tensors, whatever it computes in;
+/// `run` takes `&self`, so one plan serves all threads.
+pub struct Plan {
+    plan: TypedRunnableModel<TypedModel>,
+    input: DatumType,
+}
+
+impl Plan {
+    /// Optimises `model` into a plan.
+    fn new(model: TypedModel) -> TractResult<Plan> {
+        let input = model.input_fact(0)?.datum_type;
+        Ok(Plan {
+            plan: model.into_optimized()?.into_runnable()?,
+            input,
+        })
+    }
+
+    /// Runs the plan on `input` (f32); its outputs, as f32. Casts only where the plan
+    /// computes in another type.
+    pub fn run(&self, input: Tensor) -> TractResult<TVec<Tensor>> {
+        let input = cast(input, self.input)?;
+        self.plan
+            .run(tvec!(input.into()))?
+            .into_iter()
+            .map(|t| cast(t.into_tensor(), f32::datum_type()))
+            .collect()
+    }
+
+    /// The runnable graph, for profiling and tests.
+    pub fn runnable(&self) -> &TypedRunnableModel<TypedModel> {
+        &self.plan
+    }
+}
+
+fn cast(t: Tensor, to: DatumType) -> TractResult<Tensor> {
+    if t.datum_type() == to {
+        Ok(t)
+    } else {
+        Ok(t.cast_to_dt(to)?.into_owned())
+    }
+}
+
+/// Loads `path` with its single input fixed to `shape` (f32), translates it to
+/// `precision` and optimises it, with the operators where tract 0.22 is slow on our
+/// models replaced by ours ([`depthwise`], [`pointwise`], [`stem`], [`maxpool`],
+/// [`prelu`]; f32 only).
+pub fn load(path: &Path, shape: &[usize], precision: Precision) -> TractResult<Plan> {
     let mut model = typed(path, shape)?;
+    if precision == Precision::F16 {
+        FloatPrecisionTranslator::<f32, f16>::default().transform(&mut model)?;
+    }
     let mut ours: Vec<(&str, Finder)> = vec![
         ("depthwise convolutions", depthwise::find),
         ("max poolings", maxpool::find),
@@ -54,7 +134,7 @@ pub fn load(path: &Path, shape: &[usize]) -> TractResult<Plan> {
         let replaced = rewrite(&mut model, find)?;
         log::debug!("{}: {replaced} {what} on our operator", path.display());
     }
-    model.into_optimized()?.into_runnable()
+    Plan::new(model)
 }
 
 /// Extension of the NNEF archives (tract's dialect, uncompressed tar).
@@ -189,8 +269,8 @@ mod tests {
 
     /// Runs both plans on `input`; their outputs agree within 1e-4 of the largest value.
     fn assert_same_outputs(what: &str, want: &Plan, got: &Plan, input: Tensor) {
-        let want = want.run(tvec!(input.clone().into())).unwrap();
-        let got = got.run(tvec!(input.into())).unwrap();
+        let want = want.run(input.clone()).unwrap();
+        let got = got.run(input).unwrap();
         assert_eq!(want.len(), got.len(), "{what}");
         for (w, g) in want.iter().zip(&got) {
             let (w, g) = (w.as_slice::<f32>().unwrap(), g.as_slice::<f32>().unwrap());
@@ -234,11 +314,10 @@ mod tests {
             let nnef_mobilefacenet =
                 name == embedder && path.extension().is_none_or(|e| e != "onnx");
             let avx2 = if nnef_mobilefacenet { &[][..] } else { avx2 };
-            let reference = typed(&path, &shape)
-                .and_then(|m| m.into_optimized()?.into_runnable())
-                .unwrap();
-            let fast = load(&path, &shape).unwrap();
+            let reference = typed(&path, &shape).and_then(Plan::new).unwrap();
+            let fast = load(&path, &shape, Precision::F32).unwrap();
             let names: Vec<String> = fast
+                .runnable()
                 .model()
                 .nodes()
                 .iter()
@@ -262,8 +341,8 @@ mod tests {
         for (name, shape) in MODELS {
             let written = export(&from, &to, name, &shape).unwrap();
             assert_eq!(file(&to, name).unwrap(), written);
-            let onnx = load(&from.join(format!("{name}.onnx")), &shape).unwrap();
-            let nnef = load(&written, &shape).unwrap();
+            let onnx = load(&from.join(format!("{name}.onnx")), &shape, Precision::F32).unwrap();
+            let nnef = load(&written, &shape, Precision::F32).unwrap();
             assert_same_outputs(name, &onnx, &nnef, face(shape[1]));
         }
         std::fs::remove_dir_all(&to).unwrap();
