@@ -140,8 +140,9 @@ fn models(runs: usize) -> Result<(), Box<dyn std::error::Error>> {
         ("blazeface_back_256.onnx", [1, 256, 256, 3]),
         ("mobilefacenet.onnx", [1, 112, 112, 3]),
     ];
+    let precision = default_precision()?;
     for (file, shape) in models {
-        let plan = model::load(&dir.join(file), &shape, default_precision()?)?;
+        let plan = model::load(&dir.join(file), &shape, precision)?;
         let input: Tensor = tract_ndarray::Array4::<f32>::from_shape_fn(shape, |(_, y, x, c)| {
             ((x * 7 + y * 3 + c) % 255) as f32 / 127.5 - 1.0
         })

@@ -356,10 +356,7 @@ fn models_dir(cli: &Cli) -> PathBuf {
 fn models(cli: &Cli) -> Result<Models, Error> {
     let started = Instant::now();
     let dir = models_dir(cli);
-    let precision = match cli.model_precision {
-        Some(p) => p,
-        None => default_precision()?,
-    };
+    let precision = cli.model_precision.map_or_else(default_precision, Ok)?;
     let models = Models::load(&dir, precision)
         .map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
     log::info!(

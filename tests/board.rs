@@ -89,9 +89,13 @@ fn presets_set_the_agents_limits_and_model_precision() {
     let mut statuses = Vec::new();
     for file in ["pi4.env", "pi5.env", "jetson-nano.env"] {
         let vars = variables(file, false);
+        let value = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let var = |name: &str| -> u64 {
-            let value = vars.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-            value
+            value(name)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("{file}: {name}"))
         };
@@ -103,8 +107,7 @@ fn presets_set_the_agents_limits_and_model_precision() {
             var("MAX_WAIT")
         );
         assert!(agent.logs(&started), "{file}: {started}");
-        let precision = vars.iter().find(|(k, _)| k == "MODEL_PRECISION");
-        let loaded = format!("({})", precision.map_or("f32", |(_, v)| v.as_str()));
+        let loaded = format!("({})", value("MODEL_PRECISION").unwrap_or("f32"));
         assert!(agent.logs(&loaded), "{file}: models loaded {loaded}");
         let r = agent.enroll("SELFIE", &fixture("clean/obama.jpg"));
         assert_eq!(

@@ -46,12 +46,21 @@ pub enum Precision {
     F16,
 }
 
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::F16];
+
+    /// The setting's value, e.g. `f16`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Precision::F32 => "f32",
             Precision::F16 => "f16",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -59,13 +68,17 @@ impl std::str::FromStr for Precision {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Precision, String> {
-        match s.trim() {
-            "f32" => Ok(Precision::F32),
-            "f16" => Ok(Precision::F16),
-            other => Err(format!(
-                "unknown model precision '{other}' (known: f32, f16)"
-            )),
-        }
+        let s = s.trim();
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Precision::ALL.map(Precision::as_str).to_vec();
+                format!(
+                    "unknown model precision '{s}' (known: {})",
+                    known.join(", ")
+                )
+            })
     }
 }
 
@@ -329,6 +342,15 @@ mod tests {
             }
             assert_same_outputs(name, &reference, &fast, face(shape[1]));
         }
+    }
+
+    #[test]
+    fn precisions_parse_from_their_names_only() {
+        for p in Precision::ALL {
+            assert_eq!(p.as_str().parse::<Precision>(), Ok(p));
+        }
+        let err = "f64".parse::<Precision>().unwrap_err();
+        assert!(err.contains("'f64'") && err.contains("f32, f16"), "{err}");
     }
 
     /// The NNEF archives `export` writes compute what the ONNX models compute.
