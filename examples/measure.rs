@@ -2,6 +2,7 @@
 //! With `--faces-json IMAGE`, prints the detected faces (boxes and keypoints, no biometric
 //! data) as JSON instead: `scripts/fixtures.py` uses it to place synthetic occluders.
 
+use recognize_agent::capture::assess::Quality;
 use recognize_agent::vision::{Models, decode, default_models_dir, default_precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
+    // BLUR=SIGMA also measures the sharpness after a Gaussian blur.
+    let blur = std::env::var("BLUR")
+        .ok()
+        .and_then(|s| s.parse::<f32>().ok());
     for path in args {
         let image = decode::decode(&std::fs::read(&path)?, &opts)?;
         let a = models.analyse(&image)?;
@@ -49,6 +54,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 p.face.bbox.x1,
                 p.face.bbox.y1
             );
+            let q = Quality::measure(&image, &p.face);
+            print!(" sharp {:.3} yaw {:.2}", q.sharpness, q.yaw);
+            if let Some(sigma) = blur {
+                let blurred = image::imageops::blur(&image, sigma);
+                let q = Quality::measure(&blurred, &p.face);
+                print!(" blurred {sigma}: sharp {:.3}", q.sharpness);
+            }
         }
         println!();
     }

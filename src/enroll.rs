@@ -6,10 +6,10 @@ use crate::contract::{Filters, OfflineEnrollment, Scenario};
 use crate::protect::keys::{self, KeyFile};
 use crate::protect::sketch::Sketch;
 use crate::protect::states::{self, ClientState, ClientType, Envelope, ServerState, b64};
-use crate::vision::Models;
 use crate::vision::decode::{self, DecodeError, DecodeOptions};
 use crate::vision::embed::Embedding;
 use crate::vision::filters::{self, Policy};
+use crate::vision::{Analysis, Models};
 
 /// The enrolment service: models, the per-scenario policies, the agent's identity key
 /// that signs the states.
@@ -85,6 +85,16 @@ impl Enroller {
             .models
             .analyse(image)
             .map_err(|e| EnrollError::Internal(format!("face pipeline: {e}")))?;
+        self.enroll_analysis(analysis, scenario, client_type)
+    }
+
+    /// Enrols the face of an image already analysed (a frame chosen by `capture`).
+    pub fn enroll_analysis(
+        &self,
+        analysis: Analysis,
+        scenario: Scenario,
+        client_type: ClientType,
+    ) -> Result<Outcome, EnrollError> {
         let filters = filters::evaluate(&analysis, self.policy(scenario));
         if filters.any_triggered() {
             return Ok(Outcome::Filtered(filters));

@@ -6,9 +6,11 @@
 //! → states ([`protect::states`]).
 
 pub mod backend;
+pub mod capture;
 pub mod config;
 pub mod contract;
 pub mod enroll;
+pub mod frames;
 pub mod http;
 pub mod protect;
 pub mod recovery;

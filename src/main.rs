@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 #[cfg(feature = "backend")]
@@ -11,8 +11,10 @@ use recognize_agent::backend::api::{Backend, Settings};
 use recognize_agent::backend::client::Client;
 #[cfg(feature = "backend")]
 use recognize_agent::backend::store::Store;
+use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::{FilterTriggered, Scenario};
 use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
+use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
 use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
@@ -78,6 +80,11 @@ enum Command {
         no_exif_transpose: bool,
         file: PathBuf,
     },
+    /// Enrol from a camera (or --frames): frames are assessed at a bounded rate, the best
+    /// over a short window is enrolled, and the endpoint's JSON printed (or written to
+    /// --output). Advice for the person goes to stderr. Exit 0: enrolled, 2: no frame
+    /// could be enrolled in time (prints {"error", "guidance"}), 1: error.
+    Capture(CaptureArgs),
     /// Print the agent's identity public key (base64url), which backends trust.
     Identity,
     /// On a device: whether the face in IMAGE recovers the key of a client state. Prints
@@ -101,6 +108,106 @@ enum Command {
     /// board builds, smaller without the ONNX code). Prints the files written.
     #[cfg(feature = "onnx")]
     ExportModels { dir: PathBuf },
+}
+
+/// Where frames come from: the camera, or files.
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// The camera: an index (0), a device (/dev/video0) or part of its name
+    #[arg(long, env = "CAMERA_DEVICE", default_value = "0")]
+    camera: String,
+    /// Resolution asked of the camera (the nearest it offers is taken)
+    #[arg(long, env = "CAMERA_RESOLUTION", default_value = "640x480")]
+    camera_resolution: Resolution,
+    /// Frame rate asked of the camera
+    #[arg(long, env = "CAMERA_FPS", default_value_t = 30)]
+    camera_fps: u32,
+    /// Frames from files instead of the camera: an image, a directory of images (in name
+    /// order) or an MJPEG stream file (.mjpeg)
+    #[arg(long)]
+    frames: Option<PathBuf>,
+    /// Play --frames at this many frames per second, like a camera [default: as fast as
+    /// they are assessed, none dropped]
+    #[arg(long)]
+    frames_fps: Option<f64>,
+    /// Frames assessed per second, at most; the others are dropped
+    #[arg(long, env = "ANALYSIS_FPS", default_value_t = 5.0)]
+    analysis_fps: f64,
+}
+
+impl SourceArgs {
+    fn spec(&self, max_pixels: u64, looping: bool) -> Result<frames::Spec, Error> {
+        if let Some(path) = &self.frames {
+            let playback = Playback {
+                fps: self.frames_fps,
+                looping,
+            };
+            return Ok(frames::Spec::Files {
+                path: path.clone(),
+                playback,
+            });
+        }
+        self.camera_spec(max_pixels)
+    }
+
+    #[cfg(feature = "camera")]
+    fn camera_spec(&self, max_pixels: u64) -> Result<frames::Spec, Error> {
+        Ok(frames::Spec::Camera {
+            device: self.camera.parse().map_err(|e| format!("--camera: {e}"))?,
+            wanted: frames::negotiate::Wanted {
+                resolution: self.camera_resolution,
+                fps: self.camera_fps,
+                max_pixels,
+            },
+        })
+    }
+
+    #[cfg(not(feature = "camera"))]
+    fn camera_spec(&self, _: u64) -> Result<frames::Spec, Error> {
+        let _ = (&self.camera, self.camera_resolution, self.camera_fps);
+        Err("this build has no camera support (cargo feature `camera`); use --frames".into())
+    }
+
+    fn rate(&self) -> Result<f64, Error> {
+        match self.analysis_fps {
+            r if r.is_finite() && r > 0.0 => Ok(r),
+            r => Err(format!("ANALYSIS_FPS must be a positive number of frames, not {r}").into()),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct CaptureArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// SELFIE, TRUSTED_SOURCE or DOCUMENT
+    #[arg(long, default_value = "SELFIE", value_parser = parse_scenario)]
+    scenario: Scenario,
+    /// BACKUP or TEMPORARY: the device type of the client state
+    #[arg(long, default_value = "BACKUP", value_parser = parse_client_type)]
+    client_state_type: ClientType,
+    /// Seconds the best frame is looked for after the first one that can be enrolled
+    #[arg(long, default_value_t = 1.5)]
+    settle: f64,
+    /// Seconds after which, with no frame that can be enrolled, capture gives up
+    #[arg(long, default_value_t = 15.0)]
+    give_up: f64,
+    /// Write the JSON to FILE (created with mode 0600) rather than stdout
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Register the enrolment on the backend, as /v1/online-enrollment does
+    #[arg(long)]
+    online: bool,
+    /// Backend base URL for --online
+    #[arg(long, env = "AUTH_SERVER_URL")]
+    auth_server_url: Option<String>,
+    /// Backend API key for --online
+    #[arg(long, env = "AUTH_SERVER_API_KEY", hide_env_values = true)]
+    auth_server_api_key: Option<String>,
+    /// Also write the chosen frame to FILE (PNG or JPEG, by its extension). Frames are
+    /// never written anywhere otherwise.
+    #[arg(long)]
+    save_frame: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -233,6 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(ref args) => serve(args, enroller()?, cli.max_pixels),
+        Command::Capture(ref args) => capture(args, enroller()?, cli.max_pixels),
         #[cfg(feature = "onnx")]
         Command::ExportModels { ref dir } => {
             let from = models_dir(&cli);
@@ -346,6 +454,103 @@ fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_jso
             "type": state.client_type,
         }),
     ))
+}
+
+fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCode, Error> {
+    let backend = match (
+        args.online,
+        &args.auth_server_url,
+        &args.auth_server_api_key,
+    ) {
+        (false, ..) => None,
+        (true, Some(url), Some(key)) => {
+            Some(Client::new(url, key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?)
+        }
+        (true, ..) => return Err("--online needs AUTH_SERVER_URL and AUTH_SERVER_API_KEY".into()),
+    };
+    let seconds = |s: f64, name: &str| {
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| format!("--{name}: not a number of seconds: {s}"))
+    };
+    let settings = capture::Settings {
+        rate: args.source.rate()?,
+        window: Window {
+            settle: seconds(args.settle, "settle")?,
+            give_up: seconds(args.give_up, "give-up")?,
+        },
+        max_pixels,
+        keep_frame: args.save_frame.is_some(),
+    };
+    let spec = args.source.spec(max_pixels, false)?;
+    let slot = spec.start()?;
+    let policy = enroller.policy(args.scenario);
+    let mut said = None;
+    let chosen = capture::best_frame(&slot, &enroller.models, policy, &settings, |c| {
+        let guidance = c.assessment.guidance;
+        if said.replace(guidance) != Some(guidance) {
+            eprintln!("{}", guidance.message());
+        }
+    });
+    slot.close();
+    let chosen = match chosen {
+        Ok(chosen) => chosen,
+        Err(capture::CaptureError::NoGoodFrame(none)) => {
+            let json = serde_json::json!({ "error": none.to_string(), "guidance": none.last });
+            write_output(&args.output, &json.to_string())?;
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    log::info!("frame {} chosen (score {:.2})", chosen.seq, chosen.score);
+    if let (Some(path), Some(image)) = (&args.save_frame, &chosen.image) {
+        image
+            .save(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let outcome = enroller
+        .enroll_analysis(
+            chosen.assessment.analysis,
+            args.scenario,
+            args.client_state_type,
+        )
+        .map_err(|e| match e {
+            EnrollError::NoFace => "the chosen frame holds no face to enrol".to_string(),
+            EnrollError::Decode(d) => d.to_string(),
+            EnrollError::Internal(why) => why,
+        })?;
+    let json = match (outcome, backend) {
+        (Outcome::Filtered(f), _) => {
+            write_output(
+                &args.output,
+                &serde_json::to_string_pretty(&FilterTriggered::from(f))?,
+            )?;
+            return Ok(ExitCode::from(2));
+        }
+        (Outcome::Enrolled(states), None) => serde_json::to_string_pretty(&states)?,
+        (Outcome::Enrolled(states), Some(backend)) => {
+            serde_json::to_string_pretty(&backend.enrol_online(states)?)?
+        }
+    };
+    write_output(&args.output, &json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `text`, or writes it to `file` (mode 0600: it holds a client state).
+fn write_output(file: &Option<PathBuf>, text: &str) -> Result<(), Error> {
+    let Some(path) = file else {
+        println!("{text}");
+        return Ok(());
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(f, "{text}").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
 }
 
 /// `--models-dir`, else where the library looks by default (`$MODELS_DIR` first).

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::messages::{Bind, Bound, Challenge, Device, Devices, Register, Registered};
-use crate::contract::Problem;
+use crate::contract::{OfflineEnrollment, OnlineEnrollment, Problem};
 
 /// How long one call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +81,22 @@ impl Client {
     /// Registers and commits the user of `server_state`, in one step; returns its id.
     pub fn register(&self, server_state: &str) -> Result<String, CallError> {
         self.register_at("/v1/users", server_state)
+    }
+
+    /// Registers and commits an enrolment, as `/v1/online-enrollment` does; the client's
+    /// part comes back.
+    pub fn enrol_online(&self, states: OfflineEnrollment) -> Result<OnlineEnrollment, CallError> {
+        let id = self.register(&states.server_state)?;
+        if id != states.keyless_id {
+            return Err(CallError::Invalid(format!(
+                "the backend registered the user under another keylessId ({id}, not {})",
+                states.keyless_id
+            )));
+        }
+        Ok(OnlineEnrollment {
+            keyless_id: states.keyless_id,
+            client_state: states.client_state,
+        })
     }
 
     /// Registers the user of `server_state`, to be committed later; returns its id.

@@ -7,7 +7,7 @@ use super::App;
 use super::error::ApiError;
 use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_body};
 use crate::backend::client::{CallError, Client};
-use crate::contract::{FilterTriggered, Health, OfflineEnrollment, OnlineEnrollment, Scenario};
+use crate::contract::{FilterTriggered, Health, OfflineEnrollment, Scenario};
 use crate::enroll::{EnrollError, Outcome};
 use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
@@ -163,24 +163,12 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
 /// Registers and commits an enrolment on the backend: `200` with the client state, or
 /// `503` (unreachable) / `502` (refused) with nothing registered.
 fn register_online(backend: &Client, states: OfflineEnrollment) -> Result<Reply, ApiError> {
-    match backend.register(&states.server_state) {
-        Ok(id) if id == states.keyless_id => Ok(Reply::json(
-            200,
-            &OnlineEnrollment {
-                keyless_id: states.keyless_id,
-                client_state: states.client_state,
-            },
-        )),
-        Ok(other) => {
-            log::error!("the backend registered {} as {other}", states.keyless_id);
-            Err(ApiError::new(
-                502,
-                "the backend registered the user under another keylessId",
-            ))
-        }
-        Err(e) => {
+    backend
+        .enrol_online(states)
+        .map(|online| Reply::json(200, &online))
+        .map_err(|e| {
             log::warn!("online registration failed: {e}");
-            Err(match e {
+            match e {
                 CallError::Unreachable(_) => ApiError::new(
                     503,
                     "the backend cannot be reached or did not answer in time; retry later",
@@ -193,7 +181,6 @@ fn register_online(backend: &Client, states: OfflineEnrollment) -> Result<Reply,
                 CallError::Invalid(_) => {
                     ApiError::new(502, "the backend answered something that is not its API")
                 }
-            })
-        }
-    }
+            }
+        })
 }
