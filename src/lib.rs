@@ -12,6 +12,7 @@ pub mod contract;
 pub mod enroll;
 pub mod frames;
 pub mod http;
+pub mod kiosk;
 pub mod protect;
 pub mod recovery;
 pub mod vision;

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +17,7 @@ use recognize_agent::contract::{FilterTriggered, Scenario};
 use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
 use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
+use recognize_agent::kiosk;
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
 use recognize_agent::recovery::{self, RecoveryError};
@@ -204,7 +206,7 @@ struct CaptureArgs {
     /// Backend API key for --online
     #[arg(long, env = "AUTH_SERVER_API_KEY", hide_env_values = true)]
     auth_server_api_key: Option<String>,
-    /// Also write the chosen frame to FILE (PNG or JPEG, by its extension). Frames are
+    /// Also write the chosen frame to FILE (JPEG if named .jpg or .jpeg, else PNG). Frames are
     /// never written anywhere otherwise.
     #[arg(long)]
     save_frame: Option<PathBuf>,
@@ -284,6 +286,16 @@ struct ServeArgs {
     /// Backend API key for online enrolment
     #[arg(long, env = "AUTH_SERVER_API_KEY", hide_env_values = true)]
     auth_server_api_key: Option<String>,
+    /// Kiosk mode: serve the enrolment page at /kiosk (to this machine's browser only),
+    /// enrolling SELFIE frames from the camera (or --frames, played in a loop); online
+    /// when AUTH_SERVER_URL is set
+    #[arg(long, env = "KIOSK")]
+    kiosk: bool,
+    /// Seconds the kiosk keeps the camera on after its page last asked for news
+    #[arg(long, env = "KIOSK_IDLE", default_value_t = 10.0)]
+    kiosk_idle: f64,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 fn parse_client_type(s: &str) -> Result<ClientType, String> {
@@ -503,9 +515,7 @@ fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<Ex
     };
     log::info!("frame {} chosen (score {:.2})", chosen.seq, chosen.score);
     if let (Some(path), Some(image)) = (&args.save_frame, &chosen.image) {
-        image
-            .save(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        save_frame(image, path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let outcome = enroller
         .enroll_analysis(
@@ -533,6 +543,22 @@ fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<Ex
     };
     write_output(&args.output, &json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a frame as JPEG if `path` says so, else as PNG; only these two encoders are
+/// linked.
+fn save_frame(image: &image::RgbImage, path: &Path) -> Result<(), Error> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let jpeg = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    if jpeg {
+        image.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(file, 95))?;
+    } else {
+        image.write_with_encoder(image::codecs::png::PngEncoder::new(file))?;
+    }
+    Ok(())
 }
 
 /// Prints `text`, or writes it to `file` (mode 0600: it holds a client state).
@@ -582,14 +608,30 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
     let running = args
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let backend = match (
-        args.auth_server_url.as_deref(),
-        args.auth_server_api_key.as_deref(),
-    ) {
-        (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => {
-            Some(Client::new(url, api_key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?)
-        }
-        _ => None,
+    let backend = backend_client(args)?;
+    let enroller = Arc::new(enroller);
+    let kiosk = if args.kiosk {
+        let settings = kiosk::Settings {
+            source: args.source.spec(max_pixels, true)?,
+            rate: args.source.rate()?,
+            window: Window::default(),
+            max_pixels,
+            scenario: Scenario::Selfie,
+            idle: Duration::try_from_secs_f64(args.kiosk_idle)
+                .map_err(|_| format!("KIOSK_IDLE: not a number of seconds: {}", args.kiosk_idle))?,
+        };
+        log::info!(
+            "kiosk on /kiosk: {} frames assessed per second at most",
+            settings.rate
+        );
+        let backend = backend_client(args)?;
+        Some(kiosk::Kiosk::start(
+            settings,
+            Arc::clone(&enroller),
+            backend,
+        )?)
+    } else {
+        None
     };
     let app = App {
         enroller,
@@ -599,12 +641,26 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
             max_pixels,
         },
         backend,
+        kiosk,
     };
     // Workers for every admitted enrolment plus spares, so that cheap requests and
     // 429 answers are never stuck behind running enrolments.
     let workers = running + args.max_wait + 4;
     let what = format!("{running} enrolments at once, {} waiting", args.max_wait);
     listen(&args.host, args.port, app, workers, &what)
+}
+
+/// The backend online enrolments go to, when both its URL and key are set.
+fn backend_client(args: &ServeArgs) -> Result<Option<Client>, Error> {
+    match (
+        args.auth_server_url.as_deref(),
+        args.auth_server_api_key.as_deref(),
+    ) {
+        (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => Ok(Some(
+            Client::new(url, api_key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?,
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// Serves `service` on `host:port` until the process ends; prints `listening on ADDR`

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::server::Server;
-use common::{fixture, png_claiming};
+use common::{fixture, fixtures, png_claiming};
+use recognize_agent::frames::negotiate::Resolution;
 
 /// The `KEY=VALUE` lines of a board file; with `commented`, the `#KEY=` ones too.
 fn variables(file: &str, commented: bool) -> Vec<(String, String)> {
@@ -81,7 +82,7 @@ fn every_variable_in_board_files_is_one_the_agent_reads() {
 }
 
 #[test]
-fn presets_set_the_agents_limits_and_model_precision() {
+fn presets_set_the_agents_limits_model_precision_and_camera() {
     // 4 400 × 4 000 = 17.6 MP: over the 16 MP of the Pi 4 and Jetson presets (413), under
     // the 25 MP of the Pi 5's (where the garbage pixel data is then refused as such, 400).
     let (width, height) = (4_400u64, 4_000u64);
@@ -100,6 +101,23 @@ fn presets_set_the_agents_limits_and_model_precision() {
                 .unwrap_or_else(|| panic!("{file}: {name}"))
         };
         let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // Camera defaults for kiosk mode: a mode to ask for, and the assessment rate the
+        // kiosk takes (shown with frames from a file).
+        let resolution = value("CAMERA_RESOLUTION").unwrap_or_else(|| panic!("{file}"));
+        assert!(
+            resolution.parse::<Resolution>().is_ok(),
+            "{file}: {resolution}"
+        );
+        assert!(
+            var("CAMERA_FPS") > 0 && value("CAMERA_DEVICE").is_some(),
+            "{file}"
+        );
+        let frames = fixtures().join("clean/obama.jpg");
+        let args = ["--kiosk", "--frames", frames.to_str().unwrap()];
+        let kiosk = Server::spawn_with("serve", "127.0.0.1", &args, &env);
+        let rate = format!("kiosk on /kiosk: {} frames assessed", var("ANALYSIS_FPS"));
+        assert!(kiosk.logs(&rate), "{file}: {rate}");
+        drop(kiosk);
         let agent = Server::agent(&env);
         let started = format!(
             "{} enrolments at once, {} waiting",

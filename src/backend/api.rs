@@ -73,7 +73,7 @@ impl Backend {
 }
 
 impl Service for Backend {
-    fn handle<C: Connection>(&self, conn: &mut C) -> Result<(), C::Error> {
+    fn handle<C: Connection + crate::http::Peer>(&self, conn: &mut C) -> Result<(), C::Error> {
         exchange(conn, |conn, method, path| self.route(conn, method, path))
     }
 }

@@ -11,6 +11,7 @@ pub struct Head {
     method: Method,
     uri: String,
     headers: Vec<(String, String)>,
+    peer: Option<std::net::IpAddr>,
 }
 
 impl Query for Head {
@@ -72,8 +73,8 @@ struct Pending {
     body: Vec<u8>,
 }
 
-/// One request/response exchange. Responses are small JSON documents, so the response
-/// is buffered and sent by [`TinyConnection::finish`] with an exact `Content-Length`.
+/// One request/response exchange. Responses are small (JSON documents, the kiosk's page
+/// and preview frames), so the response is buffered and sent by [`TinyConnection::finish`] with an exact `Content-Length`.
 pub struct TinyConnection {
     head: Head,
     body: Body,
@@ -90,6 +91,7 @@ impl TinyConnection {
                 .iter()
                 .map(|h| (h.field.to_string(), h.value.to_string()))
                 .collect(),
+            peer: request.remote_addr().map(|a| a.ip()),
         };
         TinyConnection {
             head,
@@ -105,8 +107,10 @@ impl TinyConnection {
             headers: Vec::new(),
             body: Vec::new(),
         });
-        let mut response =
-            tiny_http::Response::from_data(pending.body).with_status_code(pending.status);
+        // Buffered, so always sent with its length (tiny_http would chunk above 32 KiB).
+        let mut response = tiny_http::Response::from_data(pending.body)
+            .with_status_code(pending.status)
+            .with_chunked_threshold(usize::MAX);
         for (name, value) in &pending.headers {
             if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
                 response.add_header(h);
@@ -145,6 +149,12 @@ impl Query for TinyConnection {
 impl Headers for TinyConnection {
     fn header(&self, name: &str) -> Option<&str> {
         self.head.header(name)
+    }
+}
+
+impl super::Peer for TinyConnection {
+    fn peer(&self) -> Option<std::net::IpAddr> {
+        self.head.peer
     }
 }
 

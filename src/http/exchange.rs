@@ -10,9 +10,10 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// A successful answer: status and JSON body (none for `204`).
+/// A successful answer: status, content type and body (none for `204`).
 pub struct Reply {
     pub status: u16,
+    pub content_type: &'static str,
     pub body: Vec<u8>,
 }
 
@@ -20,6 +21,7 @@ impl Reply {
     pub fn json(status: u16, value: &impl Serialize) -> Reply {
         Reply {
             status,
+            content_type: JSON.1,
             body: serde_json::to_vec(value).unwrap_or_default(),
         }
     }
@@ -27,12 +29,15 @@ impl Reply {
     pub fn no_content() -> Reply {
         Reply {
             status: 204,
+            content_type: JSON.1,
             body: Vec::new(),
         }
     }
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
+/// Answers hold states, faces and frames: never kept by a cache.
+const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 
 /// Routes the request on `conn` with `route(conn, method, path)` and writes its answer.
 pub fn exchange<C, F>(conn: &mut C, route: F) -> Result<(), C::Error>
@@ -50,13 +55,16 @@ where
     };
     log::info!(target: "http", "{method:?} {path} {status} {:.1}ms", started.elapsed().as_secs_f64() * 1e3);
     match result {
-        Ok(reply) if reply.body.is_empty() => conn.initiate_response(reply.status, None, &[]),
+        Ok(reply) if reply.body.is_empty() => {
+            conn.initiate_response(reply.status, None, &[NO_STORE])
+        }
         Ok(reply) => {
-            conn.initiate_response(reply.status, None, &[JSON])?;
+            let content_type = ("Content-Type", reply.content_type);
+            conn.initiate_response(reply.status, None, &[content_type, NO_STORE])?;
             conn.write_all(&reply.body)
         }
         Err(e) => {
-            let mut headers: Vec<(&str, &str)> = vec![JSON];
+            let mut headers: Vec<(&str, &str)> = vec![JSON, NO_STORE];
             headers.extend(e.headers.iter().map(|(n, v)| (*n, v.as_str())));
             conn.initiate_response(e.status, None, &headers)?;
             conn.write_all(&serde_json::to_vec(&e.problem()).unwrap_or_default())

@@ -24,20 +24,27 @@ pub struct Limits {
 
 /// Everything the routes share.
 pub struct App {
-    pub enroller: Enroller,
+    pub enroller: Arc<Enroller>,
     pub gate: Gate,
     pub limits: Limits,
     /// Where online enrolments are registered, if anywhere.
     pub backend: Option<crate::backend::client::Client>,
+    /// Kiosk mode (`serve --kiosk`): the camera, its page and its enrolments.
+    pub kiosk: Option<Arc<crate::kiosk::Kiosk>>,
+}
+
+/// The address a request came from, where the transport knows it.
+pub trait Peer {
+    fn peer(&self) -> Option<std::net::IpAddr>;
 }
 
 /// What a [`Server`] serves: one exchange at a time on a transport-free connection.
 pub trait Service: Send + Sync + 'static {
-    fn handle<C: Connection>(&self, conn: &mut C) -> Result<(), C::Error>;
+    fn handle<C: Connection + Peer>(&self, conn: &mut C) -> Result<(), C::Error>;
 }
 
 impl Service for App {
-    fn handle<C: Connection>(&self, conn: &mut C) -> Result<(), C::Error> {
+    fn handle<C: Connection + Peer>(&self, conn: &mut C) -> Result<(), C::Error> {
         routes::handle(self, conn)
     }
 }

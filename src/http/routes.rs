@@ -3,9 +3,9 @@
 use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method};
 
-use super::App;
 use super::error::ApiError;
 use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_body};
+use super::{App, Peer};
 use crate::backend::client::{CallError, Client};
 use crate::contract::{FilterTriggered, Health, OfflineEnrollment, Scenario};
 use crate::enroll::{EnrollError, Outcome};
@@ -13,16 +13,22 @@ use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
 
 /// Handles one exchange on `conn`.
-pub fn handle<C: Connection>(app: &App, conn: &mut C) -> Result<(), C::Error> {
+pub fn handle<C: Connection + Peer>(app: &App, conn: &mut C) -> Result<(), C::Error> {
     exchange(conn, |conn, method, path| route(app, conn, method, path))
 }
 
-fn route<C: Connection>(
+fn route<C: Connection + Peer>(
     app: &App,
     conn: &mut C,
     method: Method,
     path: &str,
 ) -> Result<Reply, ApiError> {
+    if path == "/kiosk" || path.starts_with("/kiosk/") {
+        return match &app.kiosk {
+            Some(kiosk) => crate::kiosk::routes::route(kiosk, conn, method, path),
+            None => Err(ApiError::new(404, "kiosk mode is off (serve --kiosk)")),
+        };
+    }
     let allowed = match path {
         "/health-check" => "GET",
         "/v1/offline-enrollment" | "/v1/online-enrollment" => "POST",

@@ -36,8 +36,14 @@ impl Server {
 
     /// Starts `recognize-agent <command>` (a server) on a free loopback port.
     pub fn spawn(command: &str, env: &[(&str, &str)]) -> Server {
+        Server::spawn_with(command, "127.0.0.1", &[], env)
+    }
+
+    /// Starts `recognize-agent <command> ARGS` on a free port of `host`.
+    pub fn spawn_with(command: &str, host: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_recognize-agent"));
-        cmd.args([command, "--host", "127.0.0.1", "--port", "0"])
+        cmd.args([command, "--host", host, "--port", "0"])
+            .args(args)
             .env_remove("AUTH_SERVER_URL")
             .env_remove("AUTH_SERVER_API_KEY")
             .env("IDENTITY_KEY_FILE", super::identity_key())
@@ -71,15 +77,18 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .expect("server output");
-        let addr = line
+        let addr: SocketAddr = line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected: {line:?}"));
-        Server {
-            addr: addr.parse().unwrap(),
-            child,
-            log,
-        }
+            .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+            .parse()
+            .unwrap();
+        // Bound to every interface: talk to it on loopback.
+        let addr = match addr.ip().is_unspecified() {
+            true => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+            false => addr,
+        };
+        Server { addr, child, log }
     }
 
     /// Whether the server logs `needle` within 10 s.
@@ -101,6 +110,18 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
+        self.request_via(self.addr, method, path, headers, body)
+    }
+
+    /// [`Server::request`] through another of the server's addresses.
+    pub fn request_via(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -111,7 +132,8 @@ impl Server {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        let mut s = self.connect();
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         s.write_all(head.as_bytes()).unwrap();
         // The server may answer (and close) before the whole body is sent.
         let _ = s.write_all(body);

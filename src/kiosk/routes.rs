@@ -1,0 +1,67 @@
+//! The kiosk's routes under `/kiosk`, answered to the kiosk's own browser only (a
+//! loopback peer): the page shows live frames of a face.
+
+use embedded_svc::http::Method;
+use embedded_svc::http::server::Connection;
+
+use super::{Busy, Kiosk};
+use crate::http::Peer;
+use crate::http::error::ApiError;
+use crate::http::exchange::{Reply, method_not_allowed};
+
+/// The page: self-contained HTML, CSS and script.
+pub const PAGE: &str = include_str!("page.html");
+
+/// Answers a request under `/kiosk`.
+pub fn route<C: Connection + Peer>(
+    kiosk: &Kiosk,
+    conn: &C,
+    method: Method,
+    path: &str,
+) -> Result<Reply, ApiError> {
+    if !conn.peer().is_some_and(|ip| ip.is_loopback()) {
+        return Err(ApiError::new(
+            403,
+            "the kiosk is served to the kiosk's own browser only (from this machine)",
+        ));
+    }
+    let allowed = match path {
+        "/kiosk" | "/kiosk/status" | "/kiosk/frame.jpg" | "/kiosk/result" => "GET",
+        "/kiosk/start" => "POST",
+        _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
+    };
+    match (method, path) {
+        (Method::Get, "/kiosk") => Ok(Reply {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: PAGE.as_bytes().to_vec(),
+        }),
+        (Method::Get, "/kiosk/status") => Ok(Reply::json(200, &kiosk.view())),
+        (Method::Get, "/kiosk/frame.jpg") => match kiosk.preview() {
+            Some(jpeg) => Ok(Reply {
+                status: 200,
+                content_type: "image/jpeg",
+                body: jpeg.to_vec(),
+            }),
+            None => Err(ApiError::new(
+                404,
+                "no frame yet: the camera starts when the page asks for /kiosk/status",
+            )),
+        },
+        (Method::Get, "/kiosk/result") => match kiosk.answer() {
+            Some(answer) => Ok(Reply::json(200, &answer)),
+            None => Err(ApiError::new(
+                404,
+                "no enrolment has succeeded since the last start",
+            )),
+        },
+        (Method::Post, "/kiosk/start") => match kiosk.capture() {
+            Ok(()) => Ok(Reply::json(202, &kiosk.view())),
+            Err(Busy) => Err(ApiError::new(
+                409,
+                "an enrolment is already choosing its frame",
+            )),
+        },
+        _ => Err(method_not_allowed(path, allowed)),
+    }
+}
