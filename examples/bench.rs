@@ -1,5 +1,6 @@
 //! Benchmarks printed as JSON lines for `scripts/bench`:
-//! `bench stages` — per-stage latency of one enrolment;
+//! `bench stages` — per-stage latency of one enrolment, and of the kiosk's advice on one
+//! frame;
 //! `bench models RUNS` — the run times of each model (`scripts/bench` alternates these
 //! with onnxruntime's, so that both see the same machine load);
 //! `bench load ADDR SECONDS CLIENTS IMAGE` — enrolments per second over HTTP;
@@ -10,8 +11,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use image::{RgbImage, imageops};
+use recognize_agent::capture::assess::assess;
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
+use recognize_agent::kiosk::preview;
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::{DecodeOptions, decode};
@@ -113,6 +116,17 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
                 time(|| models.analyse(&image).map(|a| a.faces.len())),
             ),
             ("filters", time(|| evaluate(&analysis, &policy))),
+            (
+                "kiosk advice: decode, assess (filters, sharpness, pose)",
+                time(|| {
+                    let frame = decode(&jpeg, &opts).expect("decoded above");
+                    assess(models, &frame, &policy).map(|a| a.guidance)
+                }),
+            ),
+            (
+                "kiosk preview JPEG",
+                time(|| preview(&image).map(|j| j.len())),
+            ),
             (
                 "total",
                 time(|| {

@@ -372,18 +372,14 @@ impl Kiosk {
 }
 
 /// The frame as a JPEG at most [`PREVIEW_WIDTH`] wide.
-fn preview(image: &RgbImage) -> Option<Vec<u8>> {
+pub fn preview(image: &RgbImage) -> Option<Vec<u8>> {
     let small;
     let image = if image.width() > PREVIEW_WIDTH {
         let height = (u64::from(image.height()) * u64::from(PREVIEW_WIDTH)
             / u64::from(image.width()))
         .max(1) as u32;
-        small = image::imageops::resize(
-            image,
-            PREVIEW_WIDTH,
-            height,
-            image::imageops::FilterType::Triangle,
-        );
+        // Area averaging, much faster than a filtered resize and as good for a preview.
+        small = image::imageops::thumbnail(image, PREVIEW_WIDTH, height);
         &small
     } else {
         image
