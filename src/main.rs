@@ -166,6 +166,7 @@ impl SourceArgs {
 
     #[cfg(not(feature = "camera"))]
     fn camera_spec(&self, _: u64) -> Result<frames::Spec, Error> {
+        // The camera settings are still accepted (presets set them for every build).
         let _ = (&self.camera, self.camera_resolution, self.camera_fps);
         Err("this build has no camera support (cargo feature `camera`); use --frames".into())
     }

@@ -193,11 +193,12 @@ impl Kiosk {
                 while !Self::wanted(&state) {
                     if let Some(s) = slot.take() {
                         s.close();
-                        state.preview = None;
-                        state.view.face = None;
-                        state.view.guidance = None;
-                        state.view.phase = Phase::Idle;
                     }
+                    state.preview = None;
+                    state.view.face = None;
+                    state.view.guidance = None;
+                    state.view.error = None;
+                    state.view.phase = Phase::Idle;
                     state = self
                         .wake
                         .wait_timeout(state, Duration::from_secs(1))
