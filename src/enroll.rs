@@ -41,6 +41,18 @@ pub enum EnrollError {
     Internal(String),
 }
 
+impl std::fmt::Display for EnrollError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrollError::Decode(d) => d.fmt(f),
+            EnrollError::NoFace => f.write_str("no single face to enrol"),
+            EnrollError::Internal(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for EnrollError {}
+
 impl From<DecodeError> for EnrollError {
     fn from(e: DecodeError) -> Self {
         EnrollError::Decode(e)

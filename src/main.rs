@@ -14,7 +14,7 @@ use recognize_agent::backend::client::Client;
 use recognize_agent::backend::store::Store;
 use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::{FilterTriggered, Scenario};
-use recognize_agent::enroll::{EnrollError, Enroller, Outcome};
+use recognize_agent::enroll::{Enroller, Outcome};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
 use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
 use recognize_agent::kiosk;
@@ -130,10 +130,10 @@ struct SourceArgs {
     frames: Option<PathBuf>,
     /// Play --frames at this many frames per second, like a camera [default: as fast as
     /// they are assessed, none dropped]
-    #[arg(long)]
+    #[arg(long, value_parser = parse_rate)]
     frames_fps: Option<f64>,
     /// Frames assessed per second, at most; the others are dropped
-    #[arg(long, env = "ANALYSIS_FPS", default_value_t = 5.0)]
+    #[arg(long, env = "ANALYSIS_FPS", default_value = "5", value_parser = parse_rate)]
     analysis_fps: f64,
 }
 
@@ -170,12 +170,22 @@ impl SourceArgs {
         let _ = (&self.camera, self.camera_resolution, self.camera_fps);
         Err("this build has no camera support (cargo feature `camera`); use --frames".into())
     }
+}
 
-    fn rate(&self) -> Result<f64, Error> {
-        match self.analysis_fps {
-            r if r.is_finite() && r > 0.0 => Ok(r),
-            r => Err(format!("ANALYSIS_FPS must be a positive number of frames, not {r}").into()),
-        }
+/// A number of seconds, as a duration.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("'{s}' is not a number of seconds"))
+}
+
+/// A positive rate, per second.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("'{s}' is not a positive number per second")),
     }
 }
 
@@ -190,11 +200,11 @@ struct CaptureArgs {
     #[arg(long, default_value = "BACKUP", value_parser = parse_client_type)]
     client_state_type: ClientType,
     /// Seconds the best frame is looked for after the first one that can be enrolled
-    #[arg(long, default_value_t = 1.5)]
-    settle: f64,
+    #[arg(long, default_value = "1.5", value_parser = parse_seconds)]
+    settle: Duration,
     /// Seconds after which, with no frame that can be enrolled, capture gives up
-    #[arg(long, default_value_t = 15.0)]
-    give_up: f64,
+    #[arg(long, default_value = "15", value_parser = parse_seconds)]
+    give_up: Duration,
     /// Write the JSON to FILE (created with mode 0600) rather than stdout
     #[arg(long)]
     output: Option<PathBuf>,
@@ -293,8 +303,8 @@ struct ServeArgs {
     #[arg(long, env = "KIOSK")]
     kiosk: bool,
     /// Seconds the kiosk keeps the camera on after its page last asked for news
-    #[arg(long, env = "KIOSK_IDLE", default_value_t = 10.0)]
-    kiosk_idle: f64,
+    #[arg(long, env = "KIOSK_IDLE", default_value = "10", value_parser = parse_seconds)]
+    kiosk_idle: Duration,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -377,11 +387,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             let outcome = enroller
                 .enroll(&body, scenario, client_state_type, &opts)
-                .map_err(|e| match e {
-                    EnrollError::Decode(d) => format!("{}: {d}", file.display()),
-                    EnrollError::NoFace => format!("{}: no single face to enrol", file.display()),
-                    EnrollError::Internal(why) => why,
-                })?;
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             let (json, code) = match outcome {
                 Outcome::Enrolled(states) => (serde_json::to_string_pretty(&states)?, 0),
                 Outcome::Filtered(f) => {
@@ -470,26 +476,18 @@ fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_jso
 }
 
 fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCode, Error> {
-    let backend = match (
-        args.online,
-        &args.auth_server_url,
-        &args.auth_server_api_key,
-    ) {
-        (false, ..) => None,
-        (true, Some(url), Some(key)) => {
-            Some(Client::new(url, key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?)
-        }
-        (true, ..) => return Err("--online needs AUTH_SERVER_URL and AUTH_SERVER_API_KEY".into()),
-    };
-    let seconds = |s: f64, name: &str| {
-        Duration::try_from_secs_f64(s)
-            .map_err(|_| format!("--{name}: not a number of seconds: {s}"))
+    let backend = match args.online {
+        false => None,
+        true => Some(
+            backend_client(&args.auth_server_url, &args.auth_server_api_key)?
+                .ok_or("--online needs AUTH_SERVER_URL and AUTH_SERVER_API_KEY")?,
+        ),
     };
     let settings = capture::Settings {
-        rate: args.source.rate()?,
+        rate: args.source.analysis_fps,
         window: Window {
-            settle: seconds(args.settle, "settle")?,
-            give_up: seconds(args.give_up, "give-up")?,
+            settle: args.settle,
+            give_up: args.give_up,
         },
         max_pixels,
         keep_frame: args.save_frame.is_some(),
@@ -524,11 +522,7 @@ fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<Ex
             args.scenario,
             args.client_state_type,
         )
-        .map_err(|e| match e {
-            EnrollError::NoFace => "the chosen frame holds no face to enrol".to_string(),
-            EnrollError::Decode(d) => d.to_string(),
-            EnrollError::Internal(why) => why,
-        })?;
+        .map_err(|e| format!("the chosen frame: {e}"))?;
     let json = match (outcome, backend) {
         (Outcome::Filtered(f), _) => {
             write_output(
@@ -609,27 +603,25 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
     let running = args
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let backend = backend_client(args)?;
+    let backend = backend_client(&args.auth_server_url, &args.auth_server_api_key)?;
     let enroller = Arc::new(enroller);
     let kiosk = if args.kiosk {
         let settings = kiosk::Settings {
             source: args.source.spec(max_pixels, true)?,
-            rate: args.source.rate()?,
+            rate: args.source.analysis_fps,
             window: Window::default(),
             max_pixels,
             scenario: Scenario::Selfie,
-            idle: Duration::try_from_secs_f64(args.kiosk_idle)
-                .map_err(|_| format!("KIOSK_IDLE: not a number of seconds: {}", args.kiosk_idle))?,
+            idle: args.kiosk_idle,
         };
         log::info!(
             "kiosk on /kiosk: {} frames assessed per second at most",
             settings.rate
         );
-        let backend = backend_client(args)?;
         Some(kiosk::Kiosk::start(
             settings,
             Arc::clone(&enroller),
-            backend,
+            backend.clone(),
         )?)
     } else {
         None
@@ -652,11 +644,8 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
 }
 
 /// The backend online enrolments go to, when both its URL and key are set.
-fn backend_client(args: &ServeArgs) -> Result<Option<Client>, Error> {
-    match (
-        args.auth_server_url.as_deref(),
-        args.auth_server_api_key.as_deref(),
-    ) {
+fn backend_client(url: &Option<String>, api_key: &Option<String>) -> Result<Option<Client>, Error> {
+    match (url.as_deref(), api_key.as_deref()) {
         (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => Ok(Some(
             Client::new(url, api_key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?,
         )),

@@ -40,7 +40,8 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// A backend at a base URL, with its API key.
+/// A backend at a base URL, with its API key. Clones share one connection pool.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     api_key: String,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::frames::SourceError;
 use crate::frames::latest::{Latest, Taken};
+use crate::frames::pace::Pace;
 use crate::vision::Models;
 use crate::vision::filters::Policy;
 use assess::assess;
@@ -17,7 +18,7 @@ use select::{Candidate, NoGoodFrame, Selection, Window};
 /// How frames are taken and chosen.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// Frames assessed per second, at most; frames in between are dropped.
+    /// Frames assessed per second, at most (> 0); frames in between are dropped.
     pub rate: f64,
     pub window: Window,
     /// Largest frame decoded, in pixels.
@@ -58,21 +59,18 @@ pub fn best_frame(
     settings: &Settings,
     mut observe: impl FnMut(&Candidate),
 ) -> Result<Candidate, CaptureError> {
-    let interval = Duration::from_secs_f64(1.0 / settings.rate.max(0.01));
+    let mut pace = Pace::new(settings.rate);
     let mut selection = Selection::new(settings.window, Instant::now());
-    let mut due = Instant::now();
     let mut undecodable = None;
     while !selection.done(Instant::now()) {
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        // One frame per interval: those arriving in between are replaced in the slot.
+        pace.wait();
         let (seq, frame) = match latest.take(Duration::from_millis(500)) {
             Taken::Frame(seq, frame) => (seq, frame),
             Taken::Timeout => continue,
             Taken::Ended(None) => break,
             Taken::Ended(Some(e)) => return Err(CaptureError::Source(e)),
         };
-        due = Instant::now() + interval;
         let image = match frame.decode(settings.max_pixels) {
             Ok(image) => image,
             Err(e) => {
@@ -83,12 +81,12 @@ pub fn best_frame(
         };
         let assessment =
             assess(models, &image, policy).map_err(|e| CaptureError::Model(e.to_string()))?;
-        let candidate = Candidate {
+        let candidate = Candidate::new(
             seq,
-            score: assessment.score(policy),
             assessment,
-            image: settings.keep_frame.then_some(image),
-        };
+            policy,
+            settings.keep_frame.then_some(image),
+        );
         observe(&candidate);
         selection.offer(candidate, Instant::now());
     }

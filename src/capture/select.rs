@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::assess::{Assessment, Guidance};
+use crate::vision::filters::Policy;
 
 /// How long a selection runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,23 @@ pub struct Candidate {
     pub assessment: Assessment,
     /// The frame itself, kept only when asked for.
     pub image: Option<RgbImage>,
+}
+
+impl Candidate {
+    /// A frame assessed under `policy`, ranked by [`Assessment::score`].
+    pub fn new(
+        seq: u64,
+        assessment: Assessment,
+        policy: &Policy,
+        image: Option<RgbImage>,
+    ) -> Candidate {
+        Candidate {
+            seq,
+            score: assessment.score(policy),
+            assessment,
+            image,
+        }
+    }
 }
 
 /// No frame of the attempt was acceptable.

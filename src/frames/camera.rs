@@ -37,16 +37,6 @@ impl FromStr for Device {
     }
 }
 
-/// The cameras attached, as `(index, name)`.
-pub fn list() -> Result<Vec<(u32, String)>, SourceError> {
-    let cameras = nokhwa::query(ApiBackend::Video4Linux)
-        .map_err(|e| SourceError(format!("listing cameras: {e}")))?;
-    Ok(cameras
-        .iter()
-        .filter_map(|c| Some((c.index().as_index().ok()?, c.human_name())))
-        .collect())
-}
-
 pub struct CameraSource {
     camera: Camera,
     description: String,

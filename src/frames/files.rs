@@ -2,12 +2,11 @@
 //! name order), or an MJPEG stream file (JPEGs back to back, as cameras and
 //! `ffmpeg -f mjpeg` write them). Files are read one frame at a time.
 
+use super::pace::Pace;
+use super::{Frame, FrameSource, SourceError};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use super::{Frame, FrameSource, SourceError};
 
 /// Largest frame read from a file.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024 * 1024;
@@ -33,7 +32,7 @@ pub struct FileSource {
     path: PathBuf,
     frames: Frames,
     playback: Playback,
-    due: Option<Instant>,
+    pace: Option<Pace>,
     /// Frames delivered since the start (or the last restart).
     delivered: u64,
 }
@@ -83,7 +82,7 @@ impl FileSource {
             path: path.to_path_buf(),
             frames,
             playback,
-            due: None,
+            pace: playback.fps.map(Pace::new),
             delivered: 0,
         })
     }
@@ -137,24 +136,6 @@ impl FileSource {
     fn error(&self, e: io::Error) -> SourceError {
         SourceError(format!("{}: {e}", self.path.display()))
     }
-
-    /// Sleeps until the next frame is due at the configured rate.
-    fn pace(&mut self) {
-        let Some(fps) = self.playback.fps else {
-            return;
-        };
-        let interval = Duration::from_secs_f64(1.0 / fps);
-        let now = Instant::now();
-        let due = match self.due {
-            Some(due) if due > now => {
-                std::thread::sleep(due - now);
-                due
-            }
-            // Late (or first): start the rhythm again from now rather than catch up.
-            _ => now,
-        };
-        self.due = Some(due + interval);
-    }
 }
 
 impl FrameSource for FileSource {
@@ -163,7 +144,9 @@ impl FrameSource for FileSource {
             return Ok(None);
         };
         self.delivered += 1;
-        self.pace();
+        if let Some(pace) = &mut self.pace {
+            pace.wait();
+        }
         Ok(Some(Frame::Encoded(bytes)))
     }
 

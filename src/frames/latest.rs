@@ -129,6 +129,7 @@ pub fn spawn_reader(open: Opener, latest: Arc<Latest>) -> std::io::Result<JoinHa
                 Ok(source) => source,
                 Err(e) => return latest.end(Some(e)),
             };
+            log::info!("frames from {}", source.describe());
             loop {
                 match source.next_frame() {
                     Ok(Some(frame)) => {

@@ -7,6 +7,7 @@ pub mod camera;
 pub mod files;
 pub mod latest;
 pub mod negotiate;
+pub mod pace;
 
 use image::RgbImage;
 
@@ -71,7 +72,7 @@ pub enum Spec {
 
 impl Spec {
     /// Opens the source (on the reader's thread).
-    pub fn opener(&self) -> latest::Opener {
+    fn opener(&self) -> latest::Opener {
         match self.clone() {
             Spec::Files { path, playback } => Box::new(move || {
                 Ok(Box::new(files::FileSource::open(&path, playback)?) as Box<dyn FrameSource>)

@@ -74,7 +74,8 @@ struct Pending {
 }
 
 /// One request/response exchange. Responses are small (JSON documents, the kiosk's page
-/// and preview frames), so the response is buffered and sent by [`TinyConnection::finish`] with an exact `Content-Length`.
+/// and preview frames), so the response is buffered and sent by
+/// [`TinyConnection::finish`] with an exact `Content-Length`.
 pub struct TinyConnection {
     head: Head,
     body: Body,

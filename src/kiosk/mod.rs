@@ -20,6 +20,7 @@ use crate::contract::Scenario;
 use crate::enroll::{EnrollError, Enroller, Outcome};
 use crate::frames::Spec;
 use crate::frames::latest::{Latest, Taken};
+use crate::frames::pace::Pace;
 use crate::protect::states::ClientType;
 
 /// How the kiosk runs.
@@ -96,6 +97,24 @@ pub struct Finished {
     pub message: String,
 }
 
+impl Finished {
+    fn enrolled(keyless_id: String) -> Finished {
+        Finished {
+            success: true,
+            keyless_id: Some(keyless_id),
+            message: "Enrolled".into(),
+        }
+    }
+
+    fn failed(message: String) -> Finished {
+        Finished {
+            success: false,
+            keyless_id: None,
+            message,
+        }
+    }
+}
+
 pub struct Kiosk {
     settings: Settings,
     enroller: Arc<Enroller>,
@@ -106,6 +125,7 @@ pub struct Kiosk {
 
 #[derive(Default)]
 struct State {
+    /// What the worker last saw; [`Kiosk::view`] adds whether a capture runs.
     view: View,
     watched_until: Option<Instant>,
     preview: Option<Arc<Vec<u8>>>,
@@ -148,7 +168,11 @@ impl Kiosk {
         let mut state = self.lock();
         state.watched_until = Some(Instant::now() + self.settings.idle);
         self.wake.notify_all();
-        state.view.clone()
+        let mut view = state.view.clone();
+        if state.capture.is_some() {
+            view.phase = Phase::Capturing;
+        }
+        view
     }
 
     /// The latest preview frame (JPEG).
@@ -170,7 +194,6 @@ impl Kiosk {
         state.capture = Some(Selection::new(self.settings.window, Instant::now()));
         state.answer = None;
         state.view.result = None;
-        state.view.phase = Phase::Capturing;
         state.watched_until = Some(Instant::now() + self.settings.idle);
         self.wake.notify_all();
         Ok(())
@@ -184,72 +207,65 @@ impl Kiosk {
     /// The worker: opens the source while wanted, assesses frames at the configured rate,
     /// feeds a running capture, and releases the source when nobody watches.
     fn run(&self) {
-        let interval = Duration::from_secs_f64(1.0 / self.settings.rate.max(0.01));
+        let mut pace = Pace::new(self.settings.rate);
         let mut slot: Option<Arc<Latest>> = None;
-        let mut due = Instant::now();
         loop {
-            {
-                let mut state = self.lock();
-                while !Self::wanted(&state) {
-                    if let Some(s) = slot.take() {
-                        s.close();
-                    }
-                    state.preview = None;
-                    state.view.face = None;
-                    state.view.guidance = None;
-                    state.view.error = None;
-                    state.view.phase = Phase::Idle;
-                    state = self
-                        .wake
-                        .wait_timeout(state, Duration::from_secs(1))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+            self.wait_until_wanted(&mut slot);
+            pace.wait();
+            if slot.is_none() {
+                match self.settings.source.start() {
+                    Ok(started) => slot = Some(started),
+                    Err(e) => self.unavailable(format!("cannot read frames: {e}"), &mut pace),
                 }
             }
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let latest = match &slot {
-                Some(s) => Arc::clone(s),
-                None => match self.settings.source.start() {
-                    Ok(s) => {
-                        slot = Some(Arc::clone(&s));
-                        s
-                    }
-                    Err(e) => {
-                        self.unavailable(format!("cannot start reading frames: {e}"), &mut due);
-                        continue;
-                    }
-                },
-            };
-            match latest.take(Duration::from_millis(500)) {
-                Taken::Frame(seq, frame) => {
-                    due = Instant::now() + interval;
-                    match frame.decode(self.settings.max_pixels) {
+            if let Some(latest) = &slot {
+                match latest.take(Duration::from_millis(500)) {
+                    Taken::Frame(seq, frame) => match frame.decode(self.settings.max_pixels) {
                         Ok(image) => self.frame(seq, &image),
                         Err(e) => log::warn!("kiosk frame {seq} skipped: {e}"),
+                    },
+                    Taken::Timeout => {}
+                    Taken::Ended(error) => {
+                        slot = None;
+                        let why = error.map_or("the frame source ended".to_string(), |e| e.0);
+                        self.unavailable(why, &mut pace);
                     }
                 }
-                Taken::Timeout => self.finish_if_done(),
-                Taken::Ended(error) => {
-                    slot = None;
-                    let why = error.map_or("the frame source ended".to_string(), |e| e.0);
-                    self.unavailable(why, &mut due);
-                }
             }
+            // A capture ends on time even while frames do not come.
+            self.finish_if_done();
+        }
+    }
+
+    /// Blocks while nobody watches and no capture runs, with the source released and
+    /// the preview forgotten.
+    fn wait_until_wanted(&self, slot: &mut Option<Arc<Latest>>) {
+        let mut state = self.lock();
+        while !Self::wanted(&state) {
+            if let Some(s) = slot.take() {
+                s.close();
+            }
+            state.preview = None;
+            state.view = View {
+                result: state.view.result.take(),
+                ..View::default()
+            };
+            state = self
+                .wake
+                .wait_timeout(state, Duration::from_secs(1))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
     /// Records that the source failed; it is opened again in two seconds.
-    fn unavailable(&self, why: String, due: &mut Instant) {
+    fn unavailable(&self, why: String, pace: &mut Pace) {
         log::warn!("kiosk: {why}");
         let mut state = self.lock();
         state.view.phase = Phase::Unavailable;
         state.view.error = Some(why);
         state.preview = None;
-        *due = Instant::now() + Duration::from_secs(2);
-        drop(state);
-        self.finish_if_done();
+        pace.hold_off(Duration::from_secs(2));
     }
 
     fn frame(&self, seq: u64, image: &RgbImage) {
@@ -265,24 +281,17 @@ impl Kiosk {
         let face = face_box(&assessment, image);
         let mut state = self.lock();
         state.preview = preview.map(Arc::new);
+        state.view.phase = Phase::Watching;
         state.view.frame = seq;
         state.view.face = face;
         state.view.error = None;
         state.view.guidance = Some(assessment.guidance.into());
         if let Some(selection) = &mut state.capture {
-            let candidate = Candidate {
-                seq,
-                score: assessment.score(policy),
-                assessment,
-                image: None,
-            };
-            selection.offer(candidate, Instant::now());
-            state.view.phase = Phase::Capturing;
-        } else {
-            state.view.phase = Phase::Watching;
+            selection.offer(
+                Candidate::new(seq, assessment, policy, None),
+                Instant::now(),
+            );
         }
-        drop(state);
-        self.finish_if_done();
     }
 
     /// Ends a capture whose window has closed: enrols its best frame.
@@ -298,15 +307,11 @@ impl Kiosk {
             return;
         };
         let (finished, answer) = match selection.finish() {
-            Ok(chosen) => self.enrol(chosen.assessment),
-            Err(none) => (
-                Finished {
-                    success: false,
-                    keyless_id: None,
-                    message: none.to_string(),
-                },
-                None,
-            ),
+            Ok(chosen) => match self.enrol(chosen.assessment) {
+                Ok((keyless_id, answer)) => (Finished::enrolled(keyless_id), answer),
+                Err(message) => (Finished::failed(message), None),
+            },
+            Err(none) => (Finished::failed(none.to_string()), None),
         };
         log::info!(
             "kiosk enrolment {}",
@@ -318,22 +323,12 @@ impl Kiosk {
         );
         let mut state = self.lock();
         state.view.result = Some(finished);
-        state.view.phase = Phase::Watching;
         state.answer = answer;
     }
 
-    /// Enrols the chosen frame (online when a backend is configured).
-    fn enrol(&self, assessment: Assessment) -> (Finished, Option<serde_json::Value>) {
-        let failed = |message: String| {
-            (
-                Finished {
-                    success: false,
-                    keyless_id: None,
-                    message,
-                },
-                None,
-            )
-        };
+    /// Enrols the chosen frame (online when a backend is configured): its keylessId and
+    /// the endpoint's JSON, or why it failed, in words for the page.
+    fn enrol(&self, assessment: Assessment) -> Result<(String, Option<serde_json::Value>), String> {
         let outcome = self.enroller.enroll_analysis(
             assessment.analysis,
             self.settings.scenario,
@@ -341,14 +336,12 @@ impl Kiosk {
         );
         let states = match outcome {
             Ok(Outcome::Enrolled(states)) => states,
-            Ok(Outcome::Filtered(filters)) => return failed(filters.detail()),
+            Ok(Outcome::Filtered(filters)) => return Err(filters.detail()),
             Err(EnrollError::Internal(why)) => {
                 log::error!("kiosk enrolment: {why}");
-                return failed("the enrolment could not be completed".into());
+                return Err("the enrolment could not be completed".into());
             }
-            Err(EnrollError::NoFace | EnrollError::Decode(_)) => {
-                return failed("the chosen frame holds no single face to enrol".into());
-            }
+            Err(e) => return Err(e.to_string()),
         };
         let keyless_id = states.keyless_id.clone();
         let answer = match &self.backend {
@@ -357,18 +350,11 @@ impl Kiosk {
                 Ok(online) => serde_json::to_value(&online),
                 Err(e) => {
                     log::warn!("kiosk online registration failed: {e}");
-                    return failed(format!("the backend did not register the enrolment: {e}"));
+                    return Err(format!("the backend did not register the enrolment: {e}"));
                 }
             },
         };
-        (
-            Finished {
-                success: true,
-                keyless_id: Some(keyless_id),
-                message: "Enrolled".into(),
-            },
-            answer.ok(),
-        )
+        Ok((keyless_id, answer.ok()))
     }
 }
 

@@ -132,8 +132,7 @@ impl Server {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        let mut s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut s = connect(addr);
         s.write_all(head.as_bytes()).unwrap();
         // The server may answer (and close) before the whole body is sent.
         let _ = s.write_all(body);
@@ -141,9 +140,7 @@ impl Server {
     }
 
     pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        s
+        connect(self.addr)
     }
 
     /// Posts an image to an enrolment endpoint.
@@ -185,6 +182,13 @@ impl Response {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
+}
+
+/// A connection to `addr` that gives up reading after a minute.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s
 }
 
 /// Reads a whole response from a `Connection: close` exchange.
