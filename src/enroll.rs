@@ -2,20 +2,22 @@
 
 use image::RgbImage;
 
-use crate::contract::{Filters, OfflineEnrollment, Scenario};
+use crate::contract::{FilterTriggered, Filters, OfflineEnrollment, Scenario};
 use crate::protect::keys::{self, KeyFile};
 use crate::protect::sketch::Sketch;
 use crate::protect::states::{self, ClientState, ClientType, Envelope, ServerState, b64};
 use crate::vision::decode::{self, DecodeError, DecodeOptions};
 use crate::vision::embed::Embedding;
 use crate::vision::filters::{self, Policy};
+use crate::vision::liveness::Liveness;
 use crate::vision::{Analysis, Models};
 
-/// The enrolment service: models, the per-scenario policies, the agent's identity key
-/// that signs the states.
+/// The enrolment service: models, the per-scenario policies, the optional liveness
+/// check, the agent's identity key that signs the states.
 pub struct Enroller {
     pub models: Models,
     policies: [Policy; 3],
+    liveness: Option<LivenessCheck>,
     identity: KeyFile,
     /// The identity's public key as the states carry it.
     agent_key: String,
@@ -27,6 +29,40 @@ pub enum Outcome {
     Enrolled(OfflineEnrollment),
     /// At least one filter triggered; nothing was enrolled.
     Filtered(Filters),
+    /// Every filter passed but the face does not look live; nothing was enrolled.
+    NotLive {
+        filters: Filters,
+        score: f32,
+        threshold: f32,
+    },
+}
+
+impl Outcome {
+    /// The `422` body of an enrolment refused by a filter or by the liveness check.
+    pub fn refusal(&self) -> Option<FilterTriggered> {
+        match *self {
+            Outcome::Enrolled(_) => None,
+            Outcome::Filtered(filters) => Some(filters.into()),
+            Outcome::NotLive {
+                filters,
+                score,
+                threshold,
+            } => Some(FilterTriggered {
+                detail: format!(
+                    "Liveness check failed: the face may be a photo or a screen \
+                     (spoof score {score:.2}, threshold {threshold:.2})"
+                ),
+                ..filters.into()
+            }),
+        }
+    }
+}
+
+/// Passive liveness for `SELFIE` enrolments: the model and the spoof score above which
+/// a face is refused.
+pub struct LivenessCheck {
+    pub model: Liveness,
+    pub threshold: f32,
 }
 
 /// Why an enrolment could not run.
@@ -64,9 +100,21 @@ impl Enroller {
         Enroller {
             models,
             policies,
+            liveness: None,
             agent_key: b64(&identity.public()),
             identity,
         }
+    }
+
+    /// Checks the liveness of `SELFIE` faces before enrolling them.
+    pub fn with_liveness(mut self, check: LivenessCheck) -> Enroller {
+        self.liveness = Some(check);
+        self
+    }
+
+    /// Whether enrolments in `scenario` run the liveness check (and need their image).
+    pub fn checks_liveness(&self, scenario: Scenario) -> bool {
+        scenario == Scenario::Selfie && self.liveness.is_some()
     }
 
     /// The policy in force for `scenario`.
@@ -97,12 +145,13 @@ impl Enroller {
             .models
             .analyse(image)
             .map_err(|e| EnrollError::Internal(format!("face pipeline: {e}")))?;
-        self.enroll_analysis(analysis, scenario, client_type)
+        self.enroll_analysis(image, analysis, scenario, client_type)
     }
 
-    /// Enrols the face of an image already analysed (a frame chosen by `capture`).
+    /// Enrols the face of `image`, already analysed (a frame chosen by `capture`).
     pub fn enroll_analysis(
         &self,
+        image: &RgbImage,
         analysis: Analysis,
         scenario: Scenario,
         client_type: ClientType,
@@ -114,6 +163,23 @@ impl Enroller {
         let Some(face) = analysis.primary else {
             return Err(EnrollError::NoFace);
         };
+        if let Some(check) = self
+            .liveness
+            .as_ref()
+            .filter(|_| scenario == Scenario::Selfie)
+        {
+            let score = check
+                .model
+                .score(image, &face.face)
+                .map_err(|e| EnrollError::Internal(format!("liveness model: {e}")))?;
+            if score > check.threshold {
+                return Ok(Outcome::NotLive {
+                    filters,
+                    score,
+                    threshold: check.threshold,
+                });
+            }
+        }
         self.states(scenario, client_type, &face.embedding)
             .map(Outcome::Enrolled)
     }

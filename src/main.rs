@@ -13,8 +13,8 @@ use recognize_agent::backend::client::Client;
 #[cfg(feature = "backend")]
 use recognize_agent::backend::store::Store;
 use recognize_agent::capture::{self, select::Window};
-use recognize_agent::contract::{FilterTriggered, Scenario};
-use recognize_agent::enroll::{Enroller, Outcome};
+use recognize_agent::contract::Scenario;
+use recognize_agent::enroll::{Enroller, LivenessCheck, Outcome};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
 use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
 use recognize_agent::kiosk;
@@ -23,6 +23,7 @@ use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
 use recognize_agent::recovery::{self, RecoveryError};
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::embed::Embedding;
+use recognize_agent::vision::liveness::{self, Liveness};
 use recognize_agent::vision::{Models, Precision, default_models_dir, default_precision};
 
 #[derive(Parser)]
@@ -52,6 +53,14 @@ struct Cli {
     /// else $XDG_STATE_HOME/recognize-agent, else ~/.local/state/recognize-agent]
     #[arg(long, env = "IDENTITY_KEY_FILE", global = true)]
     identity_key: Option<PathBuf>,
+    /// Passive liveness for SELFIE enrolments: refuse (422) a face the anti-spoofing model
+    /// takes for a photo or a screen. Validated on simulated spoofs only (README)
+    #[arg(long, env = "LIVENESS", global = true)]
+    liveness: bool,
+    /// Spoof score (0–1) above which the liveness check refuses a face
+    #[arg(long, env = "LIVENESS_THRESHOLD", global = true,
+          default_value_t = liveness::DEFAULT_THRESHOLD, value_parser = parse_threshold)]
+    liveness_threshold: f32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -309,6 +318,13 @@ struct ServeArgs {
     source: SourceArgs,
 }
 
+fn parse_threshold(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("'{s}' is not a score between 0 and 1")),
+    }
+}
+
 fn parse_client_type(s: &str) -> Result<ClientType, String> {
     ClientType::parse(s).ok_or_else(|| "use BACKUP or TEMPORARY".into())
 }
@@ -354,7 +370,11 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let identity = || key_file(&cli.identity_key, "identity.key");
     let enroller = || -> Result<Enroller, Error> {
-        Ok(Enroller::new(models(&cli)?, policies()?, identity()?))
+        let enroller = Enroller::new(models(&cli)?, policies()?, identity()?);
+        Ok(match liveness(&cli)? {
+            Some(check) => enroller.with_liveness(check),
+            None => enroller,
+        })
     };
     match cli.command {
         Command::Identity => {
@@ -390,9 +410,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             let (json, code) = match outcome {
                 Outcome::Enrolled(states) => (serde_json::to_string_pretty(&states)?, 0),
-                Outcome::Filtered(f) => {
-                    (serde_json::to_string_pretty(&FilterTriggered::from(f))?, 2)
-                }
+                refused => (serde_json::to_string_pretty(&refused.refusal())?, 2),
             };
             println!("{json}");
             Ok(ExitCode::from(code))
@@ -490,7 +508,6 @@ fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<Ex
             give_up: args.give_up,
         },
         max_pixels,
-        keep_frame: args.save_frame.is_some(),
     };
     let spec = args.source.spec(max_pixels, false)?;
     let slot = spec.start()?;
@@ -513,27 +530,28 @@ fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<Ex
         Err(e) => return Err(e.into()),
     };
     log::info!("frame {} chosen (score {:.2})", chosen.seq, chosen.score);
-    if let (Some(path), Some(image)) = (&args.save_frame, &chosen.image) {
-        save_frame(image, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(path) = &args.save_frame {
+        save_frame(&chosen.image, path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let outcome = enroller
         .enroll_analysis(
+            &chosen.image,
             chosen.assessment.analysis,
             args.scenario,
             args.client_state_type,
         )
         .map_err(|e| format!("the chosen frame: {e}"))?;
     let json = match (outcome, backend) {
-        (Outcome::Filtered(f), _) => {
-            write_output(
-                &args.output,
-                &serde_json::to_string_pretty(&FilterTriggered::from(f))?,
-            )?;
-            return Ok(ExitCode::from(2));
-        }
         (Outcome::Enrolled(states), None) => serde_json::to_string_pretty(&states)?,
         (Outcome::Enrolled(states), Some(backend)) => {
             serde_json::to_string_pretty(&backend.enrol_online(states)?)?
+        }
+        (refused, _) => {
+            write_output(
+                &args.output,
+                &serde_json::to_string_pretty(&refused.refusal())?,
+            )?;
+            return Ok(ExitCode::from(2));
         }
     };
     write_output(&args.output, &json)?;
@@ -580,17 +598,38 @@ fn models_dir(cli: &Cli) -> PathBuf {
 }
 
 fn models(cli: &Cli) -> Result<Models, Error> {
+    load(cli, "models", Models::load)
+}
+
+/// The liveness check, when it is on.
+fn liveness(cli: &Cli) -> Result<Option<LivenessCheck>, Error> {
+    if !cli.liveness {
+        return Ok(None);
+    }
+    let model = load(cli, "the liveness model", Liveness::load)?;
+    let threshold = cli.liveness_threshold;
+    log::info!("liveness check on for SELFIE: spoof score threshold {threshold}");
+    Ok(Some(LivenessCheck { model, threshold }))
+}
+
+/// Loads `what` from the models directory in the configured precision, and logs how long
+/// it took.
+fn load<T>(
+    cli: &Cli,
+    what: &str,
+    load: impl FnOnce(&Path, Precision) -> tract_nnef::prelude::TractResult<T>,
+) -> Result<T, Error> {
     let started = Instant::now();
     let dir = models_dir(cli);
     let precision = cli.model_precision.map_or_else(default_precision, Ok)?;
-    let models = Models::load(&dir, precision)
-        .map_err(|e| format!("loading models from {}: {e:#}", dir.display()))?;
+    let loaded = load(&dir, precision)
+        .map_err(|e| format!("loading {what} from {}: {e:#}", dir.display()))?;
     log::info!(
-        "models loaded from {} ({precision}) in {:.0} ms",
+        "{what} loaded from {} ({precision}) in {:.0} ms",
         dir.display(),
         started.elapsed().as_secs_f64() * 1e3
     );
-    Ok(models)
+    Ok(loaded)
 }
 
 fn policies() -> Result<[recognize_agent::vision::filters::Policy; 3], Error> {

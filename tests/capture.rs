@@ -66,7 +66,6 @@ fn settings() -> Settings {
             give_up: Duration::from_secs(600),
         },
         max_pixels: 25_000_000,
-        keep_frame: true,
     }
 }
 
@@ -248,14 +247,12 @@ fn the_sharpest_acceptable_frame_of_the_window_is_chosen() {
         ]
     );
     assert_eq!(guidance.len(), 5);
-    assert_eq!(
-        chosen.image.as_ref().map(|i| i.dimensions()),
-        Some(sharp.dimensions())
-    );
+    assert_eq!(chosen.image.dimensions(), sharp.dimensions());
 
     // The chosen frame enrols, and its client state opens with another photo of him.
     let outcome = enroller()
         .enroll_analysis(
+            &chosen.image,
             chosen.assessment.analysis,
             Scenario::Selfie,
             ClientType::Backup,

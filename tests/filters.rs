@@ -27,6 +27,7 @@ fn run(case: &Case) -> Option<Filters> {
     {
         Outcome::Enrolled(_) => None,
         Outcome::Filtered(f) => Some(f),
+        Outcome::NotLive { .. } => panic!("{}: liveness is off here", case.file),
     }
 }
 

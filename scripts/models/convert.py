@@ -89,11 +89,41 @@ def canonical_initializers(model):
     model.graph.initializer.extend(order)
 
 
-def mobilefacenet(out_name):
-    import tensorflow as tf
+def restore_fc_biases(model, interp):
+    """tf2onnx drops the bias of a TFLite FULLY_CONNECTED fed by a 4-D tensor: the
+    MatMul it writes has no Add after it. Find each such MatMul by its weights and add
+    the bias read from the TFLite file. Returns how many were restored."""
+    inits = {i.name: i for i in model.graph.initializer}
+    fcs = []
+    for op in interp._get_ops_details():
+        if op["op_name"] == "FULLY_CONNECTED" and op["inputs"][2] >= 0:
+            bias = interp.get_tensor(op["inputs"][2]).astype(np.float32)
+            if np.any(bias):
+                fcs.append((interp.get_tensor(op["inputs"][1]).astype(np.float32).T, bias))
+    restored = 0
+    for pos, node in enumerate(list(model.graph.node)):
+        if node.op_type != "MatMul" or node.input[1] not in inits:
+            continue
+        weights = numpy_helper.to_array(inits[node.input[1]])
+        bias = next((b for w, b in fcs if w.shape == weights.shape and np.array_equal(w, weights)), None)
+        if bias is None:
+            continue
+        name = f"{node.name}/bias"
+        model.graph.initializer.append(numpy_helper.from_array(bias, name))
+        summed = f"{node.output[0]}/biased"
+        for other in model.graph.node:
+            for k, used in enumerate(other.input):
+                if used == node.output[0]:
+                    other.input[k] = summed
+        at = list(model.graph.node).index(node) + 1
+        model.graph.node.insert(at, helper.make_node("Add", [node.output[0], name], [summed], name=name + "_add"))
+        restored += 1
+    assert fcs and restored == len(fcs), f"restored {restored} of {len(fcs)} fully connected biases"
+    return restored
 
-    tflite = EXPO_DIR / "MobileFaceNet.tflite"
-    tmp = OUT / "mobilefacenet.batch2.onnx"
+
+def tflite_to_onnx(tflite):
+    tmp = OUT / (tflite.stem + ".tmp.onnx")
     subprocess.run(
         [sys.executable, "-m", "tf2onnx.convert", "--tflite", str(tflite),
          "--output", str(tmp), "--opset", "13"],
@@ -102,6 +132,14 @@ def mobilefacenet(out_name):
     )
     model = onnx.load(tmp)
     tmp.unlink()
+    return model
+
+
+def mobilefacenet(out_name):
+    import tensorflow as tf
+
+    tflite = EXPO_DIR / "MobileFaceNet.tflite"
+    model = tflite_to_onnx(tflite)
     # The TFLite graph bakes batch 2 into its Reshape targets: make it batch 1.
     inits = {i.name: i for i in model.graph.initializer}
     patched = 0
@@ -140,11 +178,49 @@ def mobilefacenet(out_name):
     print(f"{out_name}: {patched} Reshape targets made batch 1; matches TFLite (rel {worst:.1e})")
 
 
+def anti_spoofing(out_name):
+    """The FaceAntiSpoofing (deep tree) model: a 256×256 RGB face crop in [0, 1] → leaf
+    scores and the leaf mask, each [1, 8]."""
+    import tensorflow as tf
+
+    tflite = EXPO_DIR / "FaceAntiSpoofing.tflite"
+    # Without the default delegate, the interpreter keeps the dequantised constants.
+    interp = tf.lite.Interpreter(
+        str(tflite), experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    interp.invoke()  # the dequantised weights exist only once the graph has run
+    model = tflite_to_onnx(tflite)
+    restored = restore_fc_biases(model, interp)
+    canonical_initializers(model)
+    del model.graph.value_info[:]
+    model.graph.doc_string = ""
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+
+    inp = interp.get_input_details()[0]
+    outs = interp.get_output_details()
+    sess = session(data)
+    worst = 0.0
+    for rgb in photos(256):
+        x = (rgb.astype(np.float32) / 255.0)[None]
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        ref = [interp.get_tensor(o["index"]) for o in outs]
+        got = sess.run([o["name"] for o in outs], {"input": x})
+        worst = max(worst, max_diff(ref, got))
+    assert worst <= TOLERANCE, f"FaceAntiSpoofing differs from TFLite by {worst}"
+    (OUT / out_name).write_bytes(data)
+    print(f"{out_name}: {restored} fully connected biases restored; matches TFLite ({worst:.1e})")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     blazeface("face_detection_back_256x256_barracuda.onnx", 256, "blazeface_back_256.onnx")
     blazeface("face_detection_front_128x128_barracuda.onnx", 128, "blazeface_front_128.onnx")
     mobilefacenet("mobilefacenet.onnx")
+    anti_spoofing("face_anti_spoofing.onnx")
     for f in sorted(OUT.glob("*.onnx")):
         print(f"sha256 {hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}")
 

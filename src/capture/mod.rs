@@ -23,8 +23,6 @@ pub struct Settings {
     pub window: Window,
     /// Largest frame decoded, in pixels.
     pub max_pixels: u64,
-    /// Keep the chosen frame's pixels (to save it, when asked to).
-    pub keep_frame: bool,
 }
 
 /// Why no frame was chosen.
@@ -81,12 +79,7 @@ pub fn best_frame(
         };
         let assessment =
             assess(models, &image, policy).map_err(|e| CaptureError::Model(e.to_string()))?;
-        let candidate = Candidate::new(
-            seq,
-            assessment,
-            policy,
-            settings.keep_frame.then_some(image),
-        );
+        let candidate = Candidate::new(seq, assessment, policy, image);
         observe(&candidate);
         selection.offer(candidate, Instant::now());
     }

@@ -35,18 +35,13 @@ pub struct Candidate {
     pub seq: u64,
     pub score: f32,
     pub assessment: Assessment,
-    /// The frame itself, kept only when asked for.
-    pub image: Option<RgbImage>,
+    /// The frame itself: the liveness check and `--save-frame` need it.
+    pub image: RgbImage,
 }
 
 impl Candidate {
     /// A frame assessed under `policy`, ranked by [`Assessment::score`].
-    pub fn new(
-        seq: u64,
-        assessment: Assessment,
-        policy: &Policy,
-        image: Option<RgbImage>,
-    ) -> Candidate {
+    pub fn new(seq: u64, assessment: Assessment, policy: &Policy, image: RgbImage) -> Candidate {
         Candidate {
             seq,
             score: assessment.score(policy),

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_body};
 use super::{App, Peer};
 use crate::backend::client::{CallError, Client};
-use crate::contract::{FilterTriggered, Health, OfflineEnrollment, Scenario};
+use crate::contract::{Health, OfflineEnrollment, Scenario};
 use crate::enroll::{EnrollError, Outcome};
 use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
@@ -154,10 +154,8 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
             })?
     };
     let states = match outcome {
-        Outcome::Filtered(filters) => {
-            return Ok(Reply::json(422, &FilterTriggered::from(filters)));
-        }
         Outcome::Enrolled(states) => states,
+        refused => return Ok(Reply::json(422, &refused.refusal())),
     };
     // The enrolment slot is free again while the backend registers the user.
     match backend {

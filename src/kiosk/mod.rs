@@ -288,7 +288,7 @@ impl Kiosk {
         state.view.guidance = Some(assessment.guidance.into());
         if let Some(selection) = &mut state.capture {
             selection.offer(
-                Candidate::new(seq, assessment, policy, None),
+                Candidate::new(seq, assessment, policy, image.clone()),
                 Instant::now(),
             );
         }
@@ -307,7 +307,7 @@ impl Kiosk {
             return;
         };
         let (finished, answer) = match selection.finish() {
-            Ok(chosen) => match self.enrol(chosen.assessment) {
+            Ok(chosen) => match self.enrol(&chosen.image, chosen.assessment) {
                 Ok((keyless_id, answer)) => (Finished::enrolled(keyless_id), answer),
                 Err(message) => (Finished::failed(message), None),
             },
@@ -328,15 +328,22 @@ impl Kiosk {
 
     /// Enrols the chosen frame (online when a backend is configured): its keylessId and
     /// the endpoint's JSON, or why it failed, in words for the page.
-    fn enrol(&self, assessment: Assessment) -> Result<(String, Option<serde_json::Value>), String> {
+    fn enrol(
+        &self,
+        image: &RgbImage,
+        assessment: Assessment,
+    ) -> Result<(String, Option<serde_json::Value>), String> {
         let outcome = self.enroller.enroll_analysis(
+            image,
             assessment.analysis,
             self.settings.scenario,
             ClientType::Backup,
         );
         let states = match outcome {
             Ok(Outcome::Enrolled(states)) => states,
-            Ok(Outcome::Filtered(filters)) => return Err(filters.detail()),
+            Ok(refused @ (Outcome::Filtered(_) | Outcome::NotLive { .. })) => {
+                return Err(refused.refusal().map(|r| r.detail).unwrap_or_default());
+            }
             Err(EnrollError::Internal(why)) => {
                 log::error!("kiosk enrolment: {why}");
                 return Err("the enrolment could not be completed".into());

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod embed;
 pub mod filters;
 pub mod geometry;
+pub mod liveness;
 pub mod model;
 pub mod occlusion;
 
@@ -27,8 +28,8 @@ pub struct Models {
 }
 
 /// The models the agent runs, by name (a file `NAME.nnef.tar` or `NAME.onnx` in the
-/// models directory) with their input shapes.
-pub const MODELS: [(&str, [usize; 4]); 2] = [
+/// models directory) with their input shapes; the last, liveness, only when asked to.
+pub const MODELS: [(&str, [usize; 4]); 3] = [
     (
         DETECTOR,
         [1, DETECTOR_SIDE as usize, DETECTOR_SIDE as usize, 3],
@@ -36,6 +37,10 @@ pub const MODELS: [(&str, [usize; 4]); 2] = [
     (
         EMBEDDER,
         [1, align::ALIGNED as usize, align::ALIGNED as usize, 3],
+    ),
+    (
+        liveness::MODEL,
+        [1, liveness::SIDE as usize, liveness::SIDE as usize, 3],
     ),
 ];
 const DETECTOR: &str = "blazeface_back_256";

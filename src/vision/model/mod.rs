@@ -311,10 +311,15 @@ mod tests {
             &["PointwiseFast", "StemFast"],
         ];
         let mobilefacenet = [&["DepthwiseFast", "PReluFast"][..], &["PointwiseFast"]];
-        let [(detector, detector_shape), (embedder, embedder_shape)] = MODELS;
+        let [
+            (detector, detector_shape),
+            (embedder, embedder_shape),
+            (liveness, liveness_shape),
+        ] = MODELS;
         let mut models = vec![
             (detector, detector_shape, blazeface),
             (embedder, embedder_shape, mobilefacenet),
+            (liveness, liveness_shape, [&[][..], &["StemFast"]]),
         ];
         if cfg!(feature = "onnx") {
             models.push(("blazeface_front_128", [1, 128, 128, 3], blazeface));
