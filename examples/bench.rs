@@ -1,6 +1,6 @@
 //! Benchmarks printed as JSON lines for `scripts/bench`:
-//! `bench stages` — per-stage latency of one enrolment, and of the kiosk's advice on one
-//! frame;
+//! `bench stages` — per-stage latency of one enrolment (with the optional liveness check),
+//! and of the kiosk's advice on one frame;
 //! `bench models RUNS` — the run times of each model (`scripts/bench` alternates these
 //! with onnxruntime's, so that both see the same machine load);
 //! `bench load ADDR SECONDS CLIENTS IMAGE` — enrolments per second over HTTP;
@@ -19,6 +19,7 @@ use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::{DecodeOptions, decode};
 use recognize_agent::vision::filters::{Policy, evaluate};
+use recognize_agent::vision::liveness::Liveness;
 use recognize_agent::vision::{Models, align, default_models_dir, default_precision, model};
 use tract_nnef::prelude::*;
 
@@ -76,6 +77,7 @@ fn selfie(portrait: &RgbImage, width: u32, height: u32) -> Vec<u8> {
 fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = default_models_dir();
     let policies = Scenario::ALL.map(Policy::for_scenario);
+    let liveness = Liveness::load(&dir, default_precision()?)?;
     let enroller = Enroller::new(
         Models::load(&dir, default_precision()?)?,
         policies,
@@ -117,6 +119,10 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
             ),
             ("filters", time(|| evaluate(&analysis, &policy))),
             (
+                "liveness check (SELFIE, when on)",
+                time(|| liveness.score(&image, &face)),
+            ),
+            (
                 "kiosk advice: decode, assess (filters, sharpness, pose)",
                 time(|| {
                     let frame = decode(&jpeg, &opts).expect("decoded above");
@@ -153,6 +159,7 @@ fn models(runs: usize) -> Result<(), Box<dyn std::error::Error>> {
         ("blazeface_front_128.onnx", [1, 128, 128, 3]),
         ("blazeface_back_256.onnx", [1, 256, 256, 3]),
         ("mobilefacenet.onnx", [1, 112, 112, 3]),
+        ("face_anti_spoofing.onnx", [1, 256, 256, 3]),
     ];
     let precision = default_precision()?;
     for (file, shape) in models {

@@ -41,6 +41,7 @@ MODELS = [
     ("blazeface_front_128.onnx", (1, 128, 128, 3)),
     ("blazeface_back_256.onnx", (1, 256, 256, 3)),
     ("mobilefacenet.onnx", (1, 112, 112, 3)),
+    ("face_anti_spoofing.onnx", (1, 256, 256, 3)),
 ]
 for name, shape in MODELS if mode == "models" else []:
     sess = ort.InferenceSession(str(models / name), opts, providers=["CPUExecutionProvider"])
