@@ -112,11 +112,6 @@ impl Enroller {
         self
     }
 
-    /// Whether enrolments in `scenario` run the liveness check (and need their image).
-    pub fn checks_liveness(&self, scenario: Scenario) -> bool {
-        scenario == Scenario::Selfie && self.liveness.is_some()
-    }
-
     /// The policy in force for `scenario`.
     pub fn policy(&self, scenario: Scenario) -> &Policy {
         &self.policies[scenario.index()]

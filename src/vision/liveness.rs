@@ -55,20 +55,49 @@ impl Liveness {
 }
 
 /// The square around the face box's centre with `scale` times its larger side, cut to
-/// the image and resized to `SIDE`².
+/// the image and resized to `SIDE`². Never empty, even for a box outside the image.
 pub fn crop(image: &RgbImage, face: &Face, scale: f32) -> RgbImage {
     let b = &face.bbox;
     let (cx, cy) = ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0);
     let half = face.size() * scale / 2.0;
-    let clamp = |v: f32, max: u32| v.round().clamp(0.0, max as f32) as u32;
-    let (x0, y0) = (
-        clamp(cx - half, image.width()),
-        clamp(cy - half, image.height()),
-    );
-    let (x1, y1) = (
-        clamp(cx + half, image.width()),
-        clamp(cy + half, image.height()),
-    );
-    let view = imageops::crop_imm(image, x0, y0, (x1 - x0).max(1), (y1 - y0).max(1));
+    // At least one pixel inside the image, whatever the box.
+    let span = |centre: f32, size: u32| {
+        let lo = ((centre - half).round().max(0.0) as u32).min(size.saturating_sub(1));
+        let hi = ((centre + half).round().max(0.0) as u32).clamp(lo + 1, size.max(1));
+        (lo, hi - lo)
+    };
+    let ((x, w), (y, h)) = (span(cx, image.width()), span(cy, image.height()));
+    let view = imageops::crop_imm(image, x, y, w, h);
     imageops::resize(&*view, SIDE, SIDE, FilterType::Triangle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::geometry::{Point, Rect};
+
+    fn face(x0: f32, y0: f32, x1: f32, y1: f32) -> Face {
+        Face {
+            score: 1.0,
+            bbox: Rect { x0, y0, x1, y1 },
+            keypoints: [Point::new(0.0, 0.0); 6],
+        }
+    }
+
+    #[test]
+    fn crops_are_square_inside_and_never_empty() {
+        let image = RgbImage::from_fn(100, 80, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        // Inside: the box's square, its top-left pixel first.
+        let inside = crop(&image, &face(20.0, 10.0, 60.0, 50.0), 1.0);
+        assert_eq!(inside.dimensions(), (SIDE, SIDE));
+        assert_eq!(inside.get_pixel(0, 0).0[..2], [20, 10]);
+        // Past every edge, or entirely outside: still a crop of the image.
+        for b in [
+            face(-50.0, -50.0, 150.0, 130.0),
+            face(500.0, 500.0, 540.0, 540.0),
+            face(-90.0, -90.0, -50.0, -50.0),
+        ] {
+            assert_eq!(crop(&image, &b, 1.0).dimensions(), (SIDE, SIDE));
+        }
+    }
 }
