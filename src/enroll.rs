@@ -167,7 +167,7 @@ impl Enroller {
                 .model
                 .score(image, &face.face)
                 .map_err(|e| EnrollError::Internal(format!("liveness model: {e}")))?;
-            if score > check.threshold {
+            if score.is_nan() || score > check.threshold {
                 return Ok(Outcome::NotLive {
                     filters,
                     score,

@@ -341,9 +341,7 @@ impl Kiosk {
         );
         let states = match outcome {
             Ok(Outcome::Enrolled(states)) => states,
-            Ok(refused @ (Outcome::Filtered(_) | Outcome::NotLive { .. })) => {
-                return Err(refused.refusal().map(|r| r.detail).unwrap_or_default());
-            }
+            Ok(refused) => return Err(refused.refusal().map(|r| r.detail).unwrap_or_default()),
             Err(EnrollError::Internal(why)) => {
                 log::error!("kiosk enrolment: {why}");
                 return Err("the enrolment could not be completed".into());
