@@ -4,21 +4,30 @@
 //! the native build, to check that ARM computes the same thing; `scripts/variants`
 //! compares the model variants with them. Run only on the public test photos: the
 //! embeddings are printed, and `--aligned DIR` writes each primary face as the embedder
-//! sees it (112×112 PNG, numbered in input order), to calibrate quantised models.
-//! `outputs [--aligned DIR] IMAGE...`
+//! sees it (112×112 PNG, numbered in input order), to calibrate quantised models;
+//! `--liveness` adds the liveness model's spoof score of the primary face.
+//! `outputs [--aligned DIR] [--liveness] IMAGE...`
 
 use recognize_agent::contract::Scenario;
 use recognize_agent::vision::filters::{Policy, evaluate};
+use recognize_agent::vision::liveness::Liveness;
 use recognize_agent::vision::{Models, align, decode, default_models_dir, default_precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let models = Models::load(&default_models_dir(), default_precision()?)?;
+    let (dir, precision) = (default_models_dir(), default_precision()?);
+    let models = Models::load(&dir, precision)?;
     let opts = decode::DecodeOptions::file(50_000_000);
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let aligned = if args.len() > 1 && args[0] == "--aligned" {
         let dir = args.remove(1);
         args.remove(0);
         Some(dir)
+    } else {
+        None
+    };
+    let liveness = if args.first().is_some_and(|a| a == "--liveness") {
+        args.remove(0);
+        Some(Liveness::load(&dir, precision)?)
     } else {
         None
     };
@@ -39,12 +48,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             })
             .collect();
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "file": path,
             "faces": faces,
             "filters": filters,
             "embedding": analysis.primary.as_ref().map(|p| p.embedding.vector.to_vec()),
         });
+        if let Some(check) = &liveness {
+            line["liveness"] = match &analysis.primary {
+                Some(p) => check.score(&image, &p.face)?.into(),
+                None => serde_json::Value::Null,
+            };
+        }
         println!("{line}");
     }
     Ok(())
