@@ -16,7 +16,7 @@ use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::{Enroller, LivenessCheck, Outcome};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
-use recognize_agent::http::{App, Limits, Server, Service, admission::Gate};
+use recognize_agent::http::{App, Limits, Server, Service, admission::Gate, api_key::ApiKey};
 use recognize_agent::kiosk;
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
@@ -306,6 +306,10 @@ struct ServeArgs {
     /// Backend API key for online enrolment
     #[arg(long, env = "AUTH_SERVER_API_KEY", hide_env_values = true)]
     auth_server_api_key: Option<String>,
+    /// Key the enrolment endpoints require in X-Api-Key (compared in constant time);
+    /// unset, they are open to whoever reaches the port
+    #[arg(long, env = "AGENT_API_KEY", hide_env_values = true)]
+    agent_api_key: Option<String>,
     /// Kiosk mode: serve the enrolment page at /kiosk (to this machine's browser only),
     /// enrolling SELFIE frames from the camera (or --frames, played in a loop); online
     /// when AUTH_SERVER_URL is set
@@ -665,6 +669,10 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
     } else {
         None
     };
+    let api_key = args.agent_api_key.as_deref().and_then(ApiKey::new);
+    if api_key.is_none() {
+        log::warn!("no AGENT_API_KEY: the enrolment endpoints are open to whoever reaches them");
+    }
     let app = App {
         enroller,
         gate: Gate::new(running, args.max_wait),
@@ -674,6 +682,7 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
         },
         backend,
         kiosk,
+        api_key,
     };
     // Workers for every admitted enrolment plus spares, so that cheap requests and
     // 429 answers are never stuck behind running enrolments.
@@ -712,9 +721,7 @@ fn listen<S: Service>(
 
 #[cfg(feature = "backend")]
 fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
-    if args.api_key.is_empty() {
-        return Err("BACKEND_API_KEY is empty".into());
-    }
+    let api_key = ApiKey::new(&args.api_key).ok_or("BACKEND_API_KEY is empty")?;
     let trusted_agents = recognize_agent::backend::api::trusted_agents(&args.trusted_agent_keys)
         .map_err(|e| format!("TRUSTED_AGENT_KEYS: {e}"))?;
     let path = state_file(&args.database, "backend.db");
@@ -723,7 +730,7 @@ fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
     }
     let store = Store::open(&path).map_err(|e| format!("database {}: {e}", path.display()))?;
     let settings = Settings {
-        api_key: args.api_key.clone(),
+        api_key,
         trusted_agents,
         challenge_ttl: std::time::Duration::from_secs(args.challenge_ttl_seconds),
     };

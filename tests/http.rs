@@ -399,3 +399,30 @@ fn no_face_with_face_missing_turned_off_is_a_clear_400() {
             .contains("no single face")
     );
 }
+
+#[test]
+fn with_agent_api_key_the_enrolment_endpoints_need_it() {
+    let agent = Server::agent(&[("AGENT_API_KEY", "s3cret-agent-key")]);
+    let photo = fixture("clean/obama.jpg");
+    let enrol = |headers: &[(&str, &str)]| {
+        let mut all = vec![("Scenario", "SELFIE")];
+        all.extend_from_slice(headers);
+        agent.request("POST", "/v1/offline-enrollment", &all, &photo)
+    };
+    assert_problem(&enrol(&[]), 401, "X-Api-Key header is required");
+    // (Surrounding blanks are not part of a header value.)
+    for wrong in ["", "s3cret", "s3cret-agent-key2", "S3CRET-AGENT-KEY"] {
+        assert_problem(&enrol(&[("X-Api-Key", wrong)]), 401, "wrong key");
+    }
+    // Refused before anything else is looked at: no 409 for online, no 405.
+    let online = agent.request("POST", "/v1/online-enrollment", &[], &photo);
+    assert_problem(&online, 401, "X-Api-Key");
+    let get = agent.request("GET", "/v1/offline-enrollment", &[], b"");
+    assert_problem(&get, 401, "X-Api-Key");
+    // With the key, as without one configured; the health check stays open.
+    let ok = enrol(&[("X-Api-Key", "s3cret-agent-key")]);
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    assert_eq!(agent.request("GET", "/health-check", &[], b"").status, 200);
+    // The key never reaches the log.
+    assert!(!agent.logs("s3cret"));
+}

@@ -2,6 +2,7 @@
 //! traits. The server runs any [`Service`]; the agent's is [`App`].
 
 pub mod admission;
+pub mod api_key;
 pub mod connection;
 pub mod error;
 pub mod exchange;
@@ -31,6 +32,8 @@ pub struct App {
     pub backend: Option<crate::backend::client::Client>,
     /// Kiosk mode (`serve --kiosk`): the camera, its page and its enrolments.
     pub kiosk: Option<Arc<crate::kiosk::Kiosk>>,
+    /// The key the enrolment endpoints require, if any.
+    pub api_key: Option<api_key::ApiKey>,
 }
 
 /// The address a request came from, where the transport knows it.

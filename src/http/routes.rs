@@ -34,6 +34,9 @@ fn route<C: Connection + Peer>(
         "/v1/offline-enrollment" | "/v1/online-enrollment" => "POST",
         _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
     };
+    if let Some(key) = app.api_key.as_ref().filter(|_| path.starts_with("/v1/")) {
+        key.check(conn)?;
+    }
     match (method, path) {
         (Method::Get, "/health-check") => Ok(Reply::json(200, &Health::ok())),
         (Method::Post, "/v1/offline-enrollment") => enroll(app, conn, false),
