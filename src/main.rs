@@ -115,6 +115,18 @@ enum Command {
     /// binds devices that prove the biometric key, lists and deletes devices.
     #[cfg(feature = "backend")]
     Backend(BackendArgs),
+    /// Print the backend's audit log, one JSON object per line: {"seq", "at" (Unix
+    /// seconds), "event" (REGISTERED, COMMITTED, DEVICE_BOUND, BINDING_REFUSED,
+    /// DEVICE_DELETED), "keylessId", "deviceId"}. Ids and times only.
+    #[cfg(feature = "backend")]
+    Audit {
+        /// The backend's database [default: backend.db in the state directory]
+        #[arg(long, env = "DATABASE")]
+        database: Option<PathBuf>,
+        /// Only the entries after this sequence number
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
     /// Write the models as NNEF archives into DIR, for builds without ONNX support (the
     /// board builds, smaller without the ONNX code). Prints the files written.
     #[cfg(feature = "onnx")]
@@ -444,6 +456,32 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         #[cfg(feature = "backend")]
         Command::Backend(ref args) => backend(args),
+        #[cfg(feature = "backend")]
+        Command::Audit {
+            ref database,
+            after,
+        } => audit(database, after),
+    }
+}
+
+/// Prints the audit log after entry `after`, page by page.
+#[cfg(feature = "backend")]
+fn audit(database: &Option<PathBuf>, mut after: u64) -> Result<ExitCode, Error> {
+    let path = state_file(database, "backend.db");
+    if !path.exists() {
+        return Err(format!("{}: no such database", path.display()).into());
+    }
+    let store = Store::open(&path).map_err(|e| format!("database {}: {e}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let page = store.audit(after, 1000)?;
+        for entry in &page {
+            writeln!(out, "{}", serde_json::to_string(entry)?)?;
+        }
+        match page.last() {
+            Some(last) => after = last.seq,
+            None => return Ok(ExitCode::SUCCESS),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use common::fixture;
 use common::server::{Response, Server};
 use recognize_agent::backend::client::{CallError, Client};
 use recognize_agent::backend::messages::Bind;
+use recognize_agent::backend::store::{FAILURE_WINDOW_SECONDS, MAX_RECENT_FAILURES};
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, Envelope, ServerState};
 use recognize_agent::recovery;
@@ -207,6 +208,76 @@ fn offline_enrolment_is_registered_committed_and_recovered_on_a_new_device() {
         assert_eq!(devices(&id).len(), i);
         assert_status(&call("DELETE", &path, &Value::Null), 404, "no device");
     }
+
+    // The audit log holds each step, in order: ids and times, nothing else.
+    let log = audit(&id);
+    let events: Vec<(&str, &Value)> = log
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap(), &e["deviceId"]))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("REGISTERED", &listed[0]["deviceId"]),
+            ("COMMITTED", &Value::Null),
+            ("DEVICE_BOUND", &listed[1]["deviceId"]),
+            ("DEVICE_DELETED", &listed[1]["deviceId"]),
+            ("DEVICE_DELETED", &listed[0]["deviceId"]),
+        ]
+    );
+    for entry in &log {
+        let mut keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
+        keys.retain(|k| *k != "deviceId");
+        assert_eq!(keys, ["at", "event", "keylessId", "seq"]);
+    }
+}
+
+/// The entries of `recognize-agent audit` on the shared backend's database for user `id`.
+fn audit(id: &str) -> Vec<Value> {
+    let db = scratch().join("backend.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
+        .args(["audit", "--database", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["keylessId"] == id)
+        .collect()
+}
+
+#[test]
+fn refused_proofs_soon_stop_new_challenges() {
+    let (id, _) = enrolled("clean/biden.jpg");
+    let backend = Client::new(&backend_url(), API_KEY).unwrap();
+    let device = KeyFile::ephemeral().unwrap().public();
+    let path = format!("/v1/users/{id}/devices");
+    // Guessing: each proof signed by a key that is not the user's.
+    for _ in 0..MAX_RECENT_FAILURES {
+        let challenge = backend.challenge(&id).unwrap();
+        let guess = KeyFile::ephemeral().unwrap().key;
+        let proof = recovery::proof(&guess, &id, &challenge.challenge, &device).unwrap();
+        let r = call("POST", &path, &serde_json::to_value(&proof).unwrap());
+        assert_status(&r, 403, "does not verify");
+    }
+    let r = call("POST", &format!("/v1/users/{id}/challenges"), &Value::Null);
+    assert_status(&r, 429, "refused bindings");
+    assert_eq!(
+        r.header("Retry-After"),
+        Some(FAILURE_WINDOW_SECONDS.to_string().as_str())
+    );
+    let refused = audit(&id);
+    let refused = refused.iter().filter(|e| e["event"] == "BINDING_REFUSED");
+    assert_eq!(refused.count(), MAX_RECENT_FAILURES);
+    // Other users are not held back.
+    let (other, _) = enrolled("clean/obama3.jpg");
+    assert!(backend.challenge(&other).is_ok());
 }
 
 #[test]

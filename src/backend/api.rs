@@ -11,7 +11,7 @@ use embedded_svc::http::Method;
 use embedded_svc::http::server::Connection;
 
 use super::messages::{self, Bind, Bound, Challenge, DeviceType, Devices, Register, Registered};
-use super::store::{NewUser, Store, StoreError};
+use super::store::{FAILURE_WINDOW_SECONDS, NewUser, Store, StoreError};
 use crate::contract::Health;
 use crate::http::Service;
 use crate::http::api_key::ApiKey;
@@ -136,7 +136,9 @@ impl Backend {
                 self.register(&body.server_state, committed)
             }
             (Route::Commit(id), Method::Post) => {
-                self.store().commit(id).map_err(|e| store_error(e, id))?;
+                self.store()
+                    .commit(id, states::unix_seconds())
+                    .map_err(|e| store_error(e, id))?;
                 log::info!(target: "backend", "committed {id}");
                 Ok(Reply::json(
                     200,
@@ -156,7 +158,7 @@ impl Backend {
             }
             (Route::Device(id, device), Method::Delete) => {
                 self.store()
-                    .delete_device(id, device)
+                    .delete_device(id, device, states::unix_seconds())
                     .map_err(|e| match e {
                         StoreError::NotFound => {
                             ApiError::new(404, format!("user {id} has no device {device}"))
@@ -292,6 +294,11 @@ fn store_error(e: StoreError, id: &str) -> ApiError {
             "too many open challenges for this user; use one or wait for them to expire",
         )
         .with_header("Retry-After", "60"),
+        StoreError::TooManyFailures => ApiError::new(
+            429,
+            "too many refused bindings for this user recently; try again later",
+        )
+        .with_header("Retry-After", FAILURE_WINDOW_SECONDS.to_string()),
         StoreError::Database(why) => {
             log::error!(target: "backend", "database: {why}");
             ApiError::internal("the backend's database failed")

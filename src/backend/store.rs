@@ -1,6 +1,8 @@
 //! The backend's records in SQLite: users (registered from signed server states, then
-//! committed), their devices, one-time challenges. Schema migrations by
-//! `PRAGMA user_version`; WAL journal; every write in one transaction.
+//! committed), their devices, one-time challenges, and an append-only audit log of
+//! registrations, bindings and deletions (ids and times only). Schema migrations by
+//! `PRAGMA user_version`; WAL journal; every write, with its audit entry, in one
+//! transaction.
 
 use std::path::Path;
 
@@ -9,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use super::messages::{Device, DeviceType};
 
 /// Schema versions, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE users (
         keyless_id TEXT PRIMARY KEY,
         public_key BLOB NOT NULL,
@@ -31,10 +34,75 @@ const MIGRATIONS: &[&str] = &["
         keyless_id TEXT NOT NULL REFERENCES users(keyless_id) ON DELETE CASCADE,
         expires_at INTEGER NOT NULL
     );
-"];
+",
+    "
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        event TEXT NOT NULL CHECK (event IN
+            ('REGISTERED', 'COMMITTED', 'DEVICE_BOUND', 'BINDING_REFUSED', 'DEVICE_DELETED')),
+        keyless_id TEXT NOT NULL,
+        device_id TEXT
+    );
+    CREATE INDEX audit_by_user ON audit(keyless_id, event, at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+",
+];
 
 /// Unspent, unexpired challenges a user may hold at once.
 pub const MAX_OPEN_CHALLENGES: usize = 8;
+
+/// Refused bindings (proofs that did not verify) a user may have within
+/// [`FAILURE_WINDOW_SECONDS`]; beyond, no new challenge is issued until they age out.
+pub const MAX_RECENT_FAILURES: usize = 5;
+pub const FAILURE_WINDOW_SECONDS: u64 = 15 * 60;
+
+/// What the audit log records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuditEvent {
+    Registered,
+    Committed,
+    DeviceBound,
+    BindingRefused,
+    DeviceDeleted,
+}
+
+impl AuditEvent {
+    const ALL: [AuditEvent; 5] = [
+        AuditEvent::Registered,
+        AuditEvent::Committed,
+        AuditEvent::DeviceBound,
+        AuditEvent::BindingRefused,
+        AuditEvent::DeviceDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::Registered => "REGISTERED",
+            AuditEvent::Committed => "COMMITTED",
+            AuditEvent::DeviceBound => "DEVICE_BOUND",
+            AuditEvent::BindingRefused => "BINDING_REFUSED",
+            AuditEvent::DeviceDeleted => "DEVICE_DELETED",
+        }
+    }
+}
+
+/// One audit log entry: what happened to whom, when; no keys, no biometric data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: u64,
+    pub event: AuditEvent,
+    pub keyless_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+}
 
 /// A user to register.
 pub struct NewUser<'a> {
@@ -58,6 +126,8 @@ pub enum StoreError {
     ChallengeSpent,
     /// The user has [`MAX_OPEN_CHALLENGES`] unexpired challenges already.
     TooManyChallenges,
+    /// The user's recent bindings were refused [`MAX_RECENT_FAILURES`] times.
+    TooManyFailures,
     /// The database failed.
     Database(String),
 }
@@ -69,6 +139,7 @@ impl std::fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("no such user, device or challenge"),
             StoreError::ChallengeSpent => f.write_str("the challenge is used or expired"),
             StoreError::TooManyChallenges => f.write_str("too many open challenges"),
+            StoreError::TooManyFailures => f.write_str("too many refused bindings"),
             StoreError::Database(why) => write!(f, "database: {why}"),
         }
     }
@@ -139,19 +210,35 @@ impl Store {
         let (device_id, device_type) = user.device;
         let device = (device_id, device_type, None);
         insert_device(&tx, user.keyless_id, device, user.created)?;
+        let at = user.created;
+        record(
+            &tx,
+            at,
+            AuditEvent::Registered,
+            user.keyless_id,
+            Some(device_id),
+        )?;
+        if committed {
+            record(&tx, at, AuditEvent::Committed, user.keyless_id, None)?;
+        }
         tx.commit()?;
         Ok(())
     }
 
-    /// Commits a registered user.
-    pub fn commit(&mut self, keyless_id: &str) -> Result<(), StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE users SET committed = 1 WHERE keyless_id = ?1",
+    /// Commits a registered user at time `now`.
+    pub fn commit(&mut self, keyless_id: &str, now: u64) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE users SET committed = 1 WHERE keyless_id = ?1 AND committed = 0",
             [keyless_id],
         )?;
         if changed == 0 {
-            return Err(StoreError::NotFound);
+            // Committing twice is not an error, nor logged twice.
+            committed_key(&tx, keyless_id)?;
+            return Ok(());
         }
+        record(&tx, now, AuditEvent::Committed, keyless_id, None)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -162,7 +249,10 @@ impl Store {
 
     /// Records a one-time challenge for a committed user at time `now`, valid until
     /// `expires_at`. Expired challenges are dropped on the way, and a user holds at most
-    /// [`MAX_OPEN_CHALLENGES`] live ones, so the table stays bounded.
+    /// [`MAX_OPEN_CHALLENGES`] live ones, so the table stays bounded. None is issued while
+    /// the user has [`MAX_RECENT_FAILURES`] refused bindings in the last
+    /// [`FAILURE_WINDOW_SECONDS`]: each failed proof costs an attacker a challenge, so
+    /// guessing online is slow.
     pub fn add_challenge(
         &mut self,
         keyless_id: &str,
@@ -183,6 +273,18 @@ impl Store {
         )?;
         if live >= MAX_OPEN_CHALLENGES {
             return Err(StoreError::TooManyChallenges);
+        }
+        let failures: usize = tx.query_row(
+            "SELECT count(*) FROM audit WHERE keyless_id = ?1 AND event = ?2 AND at > ?3",
+            params![
+                keyless_id,
+                AuditEvent::BindingRefused.as_str(),
+                now.saturating_sub(FAILURE_WINDOW_SECONDS) as i64
+            ],
+            |r| r.get(0),
+        )?;
+        if failures >= MAX_RECENT_FAILURES {
+            return Err(StoreError::TooManyFailures);
         }
         tx.execute(
             "INSERT INTO challenges (nonce, keyless_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -212,8 +314,8 @@ impl Store {
         if spent == 0 {
             return Err(StoreError::ChallengeSpent);
         }
+        let (device_id, device_type, public_key) = device;
         if proof_is_valid {
-            let (device_id, device_type, public_key) = device;
             insert_device(
                 &tx,
                 keyless_id,
@@ -221,6 +323,12 @@ impl Store {
                 now,
             )?;
         }
+        let event = if proof_is_valid {
+            AuditEvent::DeviceBound
+        } else {
+            AuditEvent::BindingRefused
+        };
+        record(&tx, now, event, keyless_id, Some(device_id))?;
         tx.commit()?;
         Ok(proof_is_valid)
     }
@@ -253,17 +361,79 @@ impl Store {
         Ok(devices)
     }
 
-    /// Deletes one of a user's devices.
-    pub fn delete_device(&mut self, keyless_id: &str, device_id: &str) -> Result<(), StoreError> {
-        let deleted = self.conn.execute(
+    /// Deletes one of a user's devices at time `now`.
+    pub fn delete_device(
+        &mut self,
+        keyless_id: &str,
+        device_id: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        let deleted = tx.execute(
             "DELETE FROM devices WHERE keyless_id = ?1 AND device_id = ?2",
             [keyless_id, device_id],
         )?;
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
+        record(
+            &tx,
+            now,
+            AuditEvent::DeviceDeleted,
+            keyless_id,
+            Some(device_id),
+        )?;
+        tx.commit()?;
         Ok(())
     }
+
+    /// Up to `limit` audit entries after entry `after` (0 for the first), oldest first.
+    pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut query = self.conn.prepare(
+            "SELECT seq, at, event, keyless_id, device_id FROM audit
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = query.query_map(params![after as i64, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (seq, at, event, keyless_id, device_id) = row?;
+            let event = AuditEvent::ALL
+                .into_iter()
+                .find(|e| e.as_str() == event)
+                .ok_or_else(|| StoreError::Database(format!("unknown audit event {event}")))?;
+            entries.push(AuditEntry {
+                seq: seq.max(0) as u64,
+                at: at.max(0) as u64,
+                event,
+                keyless_id,
+                device_id,
+            });
+        }
+        Ok(entries)
+    }
+}
+
+/// Appends an entry to the audit log, in the caller's transaction.
+fn record(
+    conn: &Connection,
+    at: u64,
+    event: AuditEvent,
+    keyless_id: &str,
+    device_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, event, keyless_id, device_id) VALUES (?1, ?2, ?3, ?4)",
+        params![at as i64, event.as_str(), keyless_id, device_id],
+    )?;
+    Ok(())
 }
 
 /// A committed user's biometric public key, read on `conn` (or a transaction).
@@ -323,8 +493,8 @@ mod tests {
         );
         // Uncommitted users are invisible.
         assert_eq!(store.devices("u1"), Err(StoreError::NotFound));
-        store.commit("u1").unwrap();
-        assert_eq!(store.commit("nobody"), Err(StoreError::NotFound));
+        store.commit("u1", 100).unwrap();
+        assert_eq!(store.commit("nobody", 100), Err(StoreError::NotFound));
         assert_eq!(store.public_key("u1").unwrap(), vec![1; 32]);
         let listed = store.devices("u1").unwrap();
         assert_eq!(
@@ -335,8 +505,11 @@ mod tests {
                 created_at: 100
             }]
         );
-        store.delete_device("u1", "d1").unwrap();
-        assert_eq!(store.delete_device("u1", "d1"), Err(StoreError::NotFound));
+        store.delete_device("u1", "d1", 100).unwrap();
+        assert_eq!(
+            store.delete_device("u1", "d1", 100),
+            Err(StoreError::NotFound)
+        );
         assert!(store.devices("u1").unwrap().is_empty());
     }
 
@@ -397,7 +570,7 @@ mod tests {
             store.add_challenge("u1", "n", 100, 200),
             Err(StoreError::NotFound)
         );
-        store.commit("u1").unwrap();
+        store.commit("u1", 100).unwrap();
         for i in 0..MAX_OPEN_CHALLENGES {
             store
                 .add_challenge("u1", &format!("a{i}"), 100, 200)
@@ -434,5 +607,97 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Each registration, commit, binding (bound or refused) and deletion leaves one
+    /// entry, in order; failed operations leave none; entries cannot be changed.
+    #[test]
+    fn the_audit_log_records_every_change_and_only_grows() {
+        use AuditEvent::*;
+        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        store.register(&user("u1", "d1"), false).unwrap();
+        store.commit("u1", 101).unwrap();
+        store.commit("u1", 102).unwrap();
+        assert!(store.register(&user("u1", "d2"), true).is_err());
+        store.add_challenge("u1", "n1", 103, 200).unwrap();
+        store.add_challenge("u1", "n2", 103, 200).unwrap();
+        let sdk = ("s1", DeviceType::Sdk, &[3u8; 32][..]);
+        store.bind_device("u1", "n1", 104, sdk, true).unwrap();
+        store
+            .bind_device(
+                "u1",
+                "n2",
+                105,
+                ("s2", DeviceType::Sdk, &[4u8; 32][..]),
+                false,
+            )
+            .unwrap();
+        assert!(store.bind_device("u1", "n2", 105, sdk, true).is_err());
+        store.delete_device("u1", "d1", 106).unwrap();
+        assert!(store.delete_device("u1", "d1", 107).is_err());
+        let log: Vec<(u64, AuditEvent, Option<String>)> = store
+            .audit(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.at, e.event, e.device_id))
+            .collect();
+        let d = |s: &str| Some(s.to_string());
+        assert_eq!(
+            log,
+            [
+                (100, Registered, d("d1")),
+                (101, Committed, None),
+                (104, DeviceBound, d("s1")),
+                (105, BindingRefused, d("s2")),
+                (106, DeviceDeleted, d("d1")),
+            ]
+        );
+        // Paging by sequence number.
+        let tail = store.audit(3, 100).unwrap();
+        assert_eq!(tail.first().map(|e| e.event), Some(BindingRefused));
+        assert_eq!(store.audit(0, 2).unwrap().len(), 2);
+        // Append-only, even for SQL run on the file.
+        for sql in ["UPDATE audit SET keyless_id = 'x'", "DELETE FROM audit"] {
+            let err = store.conn.execute(sql, []).unwrap_err().to_string();
+            assert!(err.contains("append-only"), "{err}");
+        }
+        assert_eq!(store.audit(0, 100).unwrap().len(), 5);
+    }
+
+    /// After [`MAX_RECENT_FAILURES`] refused bindings, no challenge is issued until the
+    /// window has passed; other users are not affected.
+    #[test]
+    fn refused_bindings_hold_back_new_challenges() {
+        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        store.register(&user("u1", "d1"), true).unwrap();
+        store.register(&user("u2", "d2"), true).unwrap();
+        let device = ("s", DeviceType::Sdk, &[3u8; 32][..]);
+        for i in 0..MAX_RECENT_FAILURES as u64 {
+            let nonce = format!("n{i}");
+            store.add_challenge("u1", &nonce, 1000 + i, 2000).unwrap();
+            let device = (format!("s{i}"), DeviceType::Sdk, &[3u8; 32][..]);
+            let device = (device.0.as_str(), device.1, device.2);
+            assert_eq!(
+                store.bind_device("u1", &nonce, 1000 + i, device, false),
+                Ok(false)
+            );
+        }
+        let last_failure = 1000 + MAX_RECENT_FAILURES as u64 - 1;
+        assert_eq!(
+            store.add_challenge("u1", "late", last_failure + 1, 3000),
+            Err(StoreError::TooManyFailures)
+        );
+        store
+            .add_challenge("u2", "other", last_failure + 1, 3000)
+            .unwrap();
+        // Once the oldest failure is out of the window, one more attempt is allowed.
+        let later = 1000 + FAILURE_WINDOW_SECONDS;
+        store
+            .add_challenge("u1", "later", later, later + 100)
+            .unwrap();
+        assert_eq!(
+            store.bind_device("u1", "later", later, device, true),
+            Ok(true)
+        );
     }
 }
