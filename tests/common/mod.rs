@@ -54,8 +54,9 @@ pub fn identity_key() -> PathBuf {
 
 pub mod server;
 
-/// A PNG whose header claims `w`×`h` pixels, followed by a little garbage data.
-pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+/// A PNG of `w`×`h` 8-bit RGB pixels made of `chunks` (type, data) between its header
+/// and its end, with their CRCs.
+pub fn png(w: u32, h: u32, chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
     fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
         out.extend((data.len() as u32).to_be_bytes());
         let start = out.len();
@@ -84,7 +85,14 @@ pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend(h.to_be_bytes());
     ihdr.extend([8, 2, 0, 0, 0]);
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0, 0, 0, 0]);
+    for (kind, data) in chunks {
+        chunk(&mut out, &kind[..], data);
+    }
     chunk(&mut out, b"IEND", &[]);
     out
+}
+
+/// A PNG whose header claims `w`×`h` pixels, followed by a little garbage data.
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    png(w, h, &[(b"IDAT", &[0x78, 0x9c, 0, 0, 0, 0])])
 }
