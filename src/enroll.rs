@@ -38,16 +38,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The `422` body of an enrolment refused by a filter or by the liveness check.
-    pub fn refusal(&self) -> Option<FilterTriggered> {
-        match *self {
-            Outcome::Enrolled(_) => None,
-            Outcome::Filtered(filters) => Some(filters.into()),
+    /// The states, or the `422` body of an enrolment refused by a filter or by the
+    /// liveness check.
+    pub fn into_result(self) -> Result<OfflineEnrollment, FilterTriggered> {
+        match self {
+            Outcome::Enrolled(states) => Ok(states),
+            Outcome::Filtered(filters) => Err(filters.into()),
             Outcome::NotLive {
                 filters,
                 score,
                 threshold,
-            } => Some(FilterTriggered {
+            } => Err(FilterTriggered {
                 detail: format!(
                     "Liveness check failed: the face may be a photo or a screen \
                      (spoof score {score:.2}, threshold {threshold:.2})"

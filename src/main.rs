@@ -14,7 +14,7 @@ use recognize_agent::backend::client::Client;
 use recognize_agent::backend::store::Store;
 use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::Scenario;
-use recognize_agent::enroll::{Enroller, LivenessCheck, Outcome};
+use recognize_agent::enroll::{Enroller, LivenessCheck};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
 use recognize_agent::http::{App, Limits, Server, Service, admission::Gate, api_key::ApiKey};
 use recognize_agent::kiosk;
@@ -424,9 +424,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let outcome = enroller
                 .enroll(&body, scenario, client_state_type, &opts)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
-            let (json, code) = match outcome {
-                Outcome::Enrolled(states) => (serde_json::to_string_pretty(&states)?, 0),
-                refused => (serde_json::to_string_pretty(&refused.refusal())?, 2),
+            let (json, code) = match outcome.into_result() {
+                Ok(states) => (serde_json::to_string_pretty(&states)?, 0),
+                Err(refused) => (serde_json::to_string_pretty(&refused)?, 2),
             };
             println!("{json}");
             Ok(ExitCode::from(code))
@@ -583,16 +583,13 @@ fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<Ex
             args.client_state_type,
         )
         .map_err(|e| format!("the chosen frame: {e}"))?;
-    let json = match (outcome, backend) {
-        (Outcome::Enrolled(states), None) => serde_json::to_string_pretty(&states)?,
-        (Outcome::Enrolled(states), Some(backend)) => {
+    let json = match (outcome.into_result(), backend) {
+        (Ok(states), None) => serde_json::to_string_pretty(&states)?,
+        (Ok(states), Some(backend)) => {
             serde_json::to_string_pretty(&backend.enrol_online(states)?)?
         }
-        (refused, _) => {
-            write_output(
-                &args.output,
-                &serde_json::to_string_pretty(&refused.refusal())?,
-            )?;
+        (Err(refused), _) => {
+            write_output(&args.output, &serde_json::to_string_pretty(&refused)?)?;
             return Ok(ExitCode::from(2));
         }
     };

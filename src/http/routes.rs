@@ -8,7 +8,7 @@ use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_bo
 use super::{App, Peer};
 use crate::backend::client::{CallError, Client};
 use crate::contract::{Health, OfflineEnrollment, Scenario};
-use crate::enroll::{EnrollError, Outcome};
+use crate::enroll::EnrollError;
 use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
 
@@ -156,9 +156,9 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
                 }
             })?
     };
-    let states = match outcome {
-        Outcome::Enrolled(states) => states,
-        refused => return Ok(Reply::json(422, &refused.refusal())),
+    let states = match outcome.into_result() {
+        Ok(states) => states,
+        Err(refused) => return Ok(Reply::json(422, &refused)),
     };
     // The enrolment slot is free again while the backend registers the user.
     match backend {

@@ -339,9 +339,9 @@ impl Kiosk {
             self.settings.scenario,
             ClientType::Backup,
         );
-        let states = match outcome {
-            Ok(Outcome::Enrolled(states)) => states,
-            Ok(refused) => return Err(refused.refusal().map(|r| r.detail).unwrap_or_default()),
+        let states = match outcome.map(Outcome::into_result) {
+            Ok(Ok(states)) => states,
+            Ok(Err(refused)) => return Err(refused.detail),
             Err(EnrollError::Internal(why)) => {
                 log::error!("kiosk enrolment: {why}");
                 return Err("the enrolment could not be completed".into());
