@@ -315,15 +315,9 @@ impl Store {
             return Err(StoreError::ChallengeSpent);
         }
         let (device_id, device_type, public_key) = device;
-        if proof_is_valid {
-            insert_device(
-                &tx,
-                keyless_id,
-                (device_id, device_type, Some(public_key)),
-                now,
-            )?;
-        }
         let event = if proof_is_valid {
+            let device = (device_id, device_type, Some(public_key));
+            insert_device(&tx, keyless_id, device, now)?;
             AuditEvent::DeviceBound
         } else {
             AuditEvent::BindingRefused

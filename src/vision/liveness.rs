@@ -16,9 +16,6 @@ pub const MODEL: &str = "face_anti_spoofing";
 /// Side of the square crop the network takes.
 pub const SIDE: u32 = 256;
 
-/// The crop's side relative to the face box's larger side.
-pub const CROP_SCALE: f32 = 1.0;
-
 /// Score above which a face is taken for a spoof: the model's published operating point.
 pub const DEFAULT_THRESHOLD: f32 = 0.2;
 
@@ -39,11 +36,7 @@ impl Liveness {
     /// The spoof score of `face` in `image`: Σ |leaf score| · leaf mask over the
     /// network's eight leaves, one of which the mask selects. Lower is more live.
     pub fn score(&self, image: &RgbImage, face: &Face) -> TractResult<f32> {
-        self.score_crop(&crop(image, face, CROP_SCALE))
-    }
-
-    /// The spoof score of a face crop already cut and resized by [`crop`].
-    pub fn score_crop(&self, crop: &RgbImage) -> TractResult<f32> {
+        let crop = crop(image, face);
         let side = SIDE as usize;
         let input = tract_ndarray::Array4::from_shape_fn((1, side, side, 3), |(_, y, x, c)| {
             crop.get_pixel(x as u32, y as u32).0[c] as f32 / 255.0
@@ -54,12 +47,13 @@ impl Liveness {
     }
 }
 
-/// The square around the face box's centre with `scale` times its larger side, cut to
-/// the image and resized to `SIDE`². Never empty, even for a box outside the image.
-pub fn crop(image: &RgbImage, face: &Face, scale: f32) -> RgbImage {
+/// The square around the face box's centre with its larger side (as the model's own
+/// app crops), cut to the image and resized to `SIDE`². Never empty, even for a box
+/// outside the image.
+fn crop(image: &RgbImage, face: &Face) -> RgbImage {
     let b = &face.bbox;
     let (cx, cy) = ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0);
-    let half = face.size() * scale / 2.0;
+    let half = face.size() / 2.0;
     // At least one pixel inside the image, whatever the box.
     let span = |centre: f32, size: u32| {
         let lo = ((centre - half).round().max(0.0) as u32).min(size.saturating_sub(1));
@@ -88,7 +82,7 @@ mod tests {
     fn crops_are_square_inside_and_never_empty() {
         let image = RgbImage::from_fn(100, 80, |x, y| image::Rgb([x as u8, y as u8, 0]));
         // Inside: the box's square, its top-left pixel first.
-        let inside = crop(&image, &face(20.0, 10.0, 60.0, 50.0), 1.0);
+        let inside = crop(&image, &face(20.0, 10.0, 60.0, 50.0));
         assert_eq!(inside.dimensions(), (SIDE, SIDE));
         assert_eq!(inside.get_pixel(0, 0).0[..2], [20, 10]);
         // Past every edge, or entirely outside: still a crop of the image.
@@ -97,7 +91,7 @@ mod tests {
             face(500.0, 500.0, 540.0, 540.0),
             face(-90.0, -90.0, -50.0, -50.0),
         ] {
-            assert_eq!(crop(&image, &b, 1.0).dimensions(), (SIDE, SIDE));
+            assert_eq!(crop(&image, &b).dimensions(), (SIDE, SIDE));
         }
     }
 }
