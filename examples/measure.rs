@@ -3,7 +3,9 @@
 //! data) as JSON instead: `scripts/fixtures.py` uses it to place synthetic occluders.
 
 use recognize_agent::capture::assess::Quality;
-use recognize_agent::vision::{Models, decode, default_models_dir, default_precision};
+use recognize_agent::vision::{
+    Models, align, decode, default_models_dir, default_precision, sharpness,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let models = Models::load(&default_models_dir(), default_precision()?)?;
@@ -54,12 +56,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 p.face.bbox.x1,
                 p.face.bbox.y1
             );
-            let q = Quality::measure(&image, &p.face);
+            let q = Quality::measure(p);
             print!(" sharp {:.3} yaw {:.2}", q.sharpness, q.yaw);
             if let Some(sigma) = blur {
                 let blurred = image::imageops::blur(&image, sigma);
-                let q = Quality::measure(&blurred, &p.face);
-                print!(" blurred {sigma}: sharp {:.3}", q.sharpness);
+                let sharp = sharpness::measure(&align::align(&blurred, &p.face));
+                print!(" blurred {sigma}: sharp {sharp:.3}");
             }
         }
         println!();

@@ -8,7 +8,7 @@ use tract_nnef::prelude::TractResult;
 use crate::contract::{FilterStatus, Filters};
 use crate::vision::detect::Face;
 use crate::vision::filters::{self, Policy};
-use crate::vision::{Analysis, Models, align};
+use crate::vision::{Analysis, Models, PrimaryFace};
 
 /// Sideways turn of the head (nose offset along the eye line, in eye distances) beyond
 /// which a face is not frontal: about half the tangent of the turn, so 0.3 is about 30°.
@@ -23,8 +23,7 @@ pub const MIN_SHARPNESS: f32 = 0.06;
 /// How good a face is, beyond the filters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Quality {
-    /// Variance of the Laplacian of the aligned grey face over the variance of its grey
-    /// levels: fine detail relative to contrast, so light does not count.
+    /// [`PrimaryFace::sharpness`].
     pub sharpness: f32,
     /// Nose offset from the eyes' midpoint along the eye line, in eye distances: 0 facing
     /// the camera, signed by the direction of the turn.
@@ -34,9 +33,11 @@ pub struct Quality {
 }
 
 impl Quality {
-    pub fn measure(image: &RgbImage, face: &Face) -> Quality {
+    /// The quality of the enrolled face, from what the analysis measured on it.
+    pub fn measure(primary: &PrimaryFace) -> Quality {
+        let face = &primary.face;
         Quality {
-            sharpness: sharpness(&align::align(image, face)),
+            sharpness: primary.sharpness,
             yaw: yaw(face),
             interocular: face.interocular(),
         }
@@ -66,52 +67,6 @@ fn yaw(face: &Face) -> f32 {
     let mid = r.midpoint(l);
     let d = r.distance(l).max(1e-3);
     ((nose.x - mid.x) * (l.x - r.x) + (nose.y - mid.y) * (l.y - r.y)) / (d * d)
-}
-
-/// Variance of the 4-neighbour Laplacian of the grey image over the variance of the
-/// grey image itself, so that light and contrast do not count as sharpness.
-fn sharpness(face: &RgbImage) -> f32 {
-    let (w, h) = face.dimensions();
-    let grey: Vec<f32> = face
-        .pixels()
-        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
-        .collect();
-    let at = |x: u32, y: u32| grey[(y * w + x) as usize];
-    let mut laplacian = Moments::default();
-    let mut level = Moments::default();
-    for y in 1..h.saturating_sub(1) {
-        for x in 1..w.saturating_sub(1) {
-            level.add(at(x, y));
-            laplacian
-                .add(at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y));
-        }
-    }
-    (laplacian.variance() / level.variance().max(1.0)) as f32
-}
-
-/// Running sums for a variance.
-#[derive(Default)]
-struct Moments {
-    n: f64,
-    sum: f64,
-    sum_sq: f64,
-}
-
-impl Moments {
-    fn add(&mut self, v: f32) {
-        let v = f64::from(v);
-        self.n += 1.0;
-        self.sum += v;
-        self.sum_sq += v * v;
-    }
-
-    fn variance(&self) -> f64 {
-        if self.n == 0.0 {
-            return 0.0;
-        }
-        let mean = self.sum / self.n;
-        self.sum_sq / self.n - mean * mean
-    }
 }
 
 /// What the person should do next, most pressing first.
@@ -200,10 +155,7 @@ impl Assessment {
 pub fn assess(models: &Models, image: &RgbImage, policy: &Policy) -> TractResult<Assessment> {
     let analysis = models.analyse(image)?;
     let filters = filters::evaluate(&analysis, policy);
-    let quality = analysis
-        .primary
-        .as_ref()
-        .map(|p| Quality::measure(image, &p.face));
+    let quality = analysis.primary.as_ref().map(Quality::measure);
     let guidance = Guidance::for_frame(&filters, quality.as_ref());
     Ok(Assessment {
         analysis,

@@ -10,6 +10,7 @@ pub mod geometry;
 pub mod liveness;
 pub mod model;
 pub mod occlusion;
+pub mod sharpness;
 
 use std::path::{Path, PathBuf};
 
@@ -99,11 +100,11 @@ impl Models {
             let aligned = align::align(image, &face);
             let embedding = self.embedder.embed(&aligned)?;
             if embedding.raw_norm >= MIN_FACE_NORM {
-                let occlusion = occlusion::measure(&aligned);
                 return Ok(Some(PrimaryFace {
                     face,
                     embedding,
-                    occlusion,
+                    occlusion: occlusion::measure(&aligned),
+                    sharpness: sharpness::measure(&aligned),
                 }));
             }
             faces.remove(0);
@@ -140,6 +141,9 @@ pub struct PrimaryFace {
     pub face: Face,
     pub embedding: Embedding,
     pub occlusion: Occlusion,
+    /// Variance of the Laplacian of the aligned grey face over the variance of its grey
+    /// levels: fine detail relative to contrast, so light does not count.
+    pub sharpness: f32,
 }
 
 /// The models directory: `$MODELS_DIR` if set, else `./models` if it holds the detector,
