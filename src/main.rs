@@ -16,7 +16,9 @@ use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::{Enroller, LivenessCheck};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
-use recognize_agent::http::{App, Limits, Server, Service, admission::Gate, api_key::ApiKey};
+use recognize_agent::http::{
+    App, Limits, Server, Service, admission::Gate, api_key::ApiKey, front,
+};
 use recognize_agent::kiosk;
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
@@ -61,6 +63,10 @@ struct Cli {
     #[arg(long, env = "LIVENESS_THRESHOLD", global = true,
           default_value_t = liveness::DEFAULT_THRESHOLD, value_parser = parse_threshold)]
     liveness_threshold: f32,
+    /// PEM certificates an https:// AUTH_SERVER_URL's certificate must chain to
+    /// [default: the Mozilla roots]
+    #[arg(long, env = "AUTH_SERVER_CA_FILE", global = true)]
+    auth_server_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -293,6 +299,45 @@ struct BackendArgs {
     /// Threads serving requests
     #[arg(long, env = "BACKEND_WORKERS", default_value_t = 4)]
     workers: usize,
+    #[command(flatten)]
+    front: FrontArgs,
+}
+
+/// What one client may take of a server; the same for the agent and the backend.
+#[derive(clap::Args)]
+struct FrontArgs {
+    /// Connections open at once; beyond that, 503
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 64)]
+    max_connections: usize,
+    /// Seconds from a connection to the end of its request headers (TLS handshake
+    /// included); later, 408
+    #[arg(long, env = "HEAD_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    head_timeout: Duration,
+    /// Seconds from the end of the headers to the end of the body; later, 408
+    #[arg(long, env = "BODY_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    body_timeout: Duration,
+    /// PEM certificate chain: serve HTTPS (with TLS_KEY_FILE)
+    #[cfg(feature = "tls")]
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_FILE
+    #[cfg(feature = "tls")]
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+}
+
+impl FrontArgs {
+    fn settings(&self, max_body_bytes: usize) -> Result<front::Settings, Error> {
+        let mut settings = front::Settings::new(max_body_bytes);
+        settings.max_connections = self.max_connections.max(1);
+        settings.head_timeout = self.head_timeout;
+        settings.body_timeout = self.body_timeout;
+        #[cfg(feature = "tls")]
+        if let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) {
+            settings.tls = Some(front::tls::config(cert, key)?);
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(clap::Args)]
@@ -332,6 +377,8 @@ struct ServeArgs {
     kiosk_idle: Duration,
     #[command(flatten)]
     source: SourceArgs,
+    #[command(flatten)]
+    front: FrontArgs,
 }
 
 fn parse_threshold(s: &str) -> Result<f32, String> {
@@ -398,8 +445,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(ref args) => serve(args, enroller()?, cli.max_pixels),
-        Command::Capture(ref args) => capture(args, enroller()?, cli.max_pixels),
+        Command::Serve(ref args) => serve(args, enroller()?, &cli),
+        Command::Capture(ref args) => capture(args, enroller()?, &cli),
         #[cfg(feature = "onnx")]
         Command::ExportModels { ref dir } => {
             let from = models_dir(&cli);
@@ -513,7 +560,11 @@ fn recover(
     args: &RecoverArgs,
 ) -> Result<recognize_agent::backend::messages::Bound, Error> {
     let state = read_client_state(&args.client_state)?;
-    let backend = Client::new(&args.backend, &args.api_key)?;
+    let backend = Client::with_ca(
+        &args.backend,
+        &args.api_key,
+        cli.auth_server_ca_file.as_deref(),
+    )?;
     let embedding = face(cli, &args.image)?;
     let device = key_file(&args.device_key, "device.key")?;
     Ok(recovery::recover(&state, &embedding, &device, &backend)?)
@@ -535,11 +586,12 @@ fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_jso
     ))
 }
 
-fn capture(args: &CaptureArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCode, Error> {
+fn capture(args: &CaptureArgs, enroller: Enroller, cli: &Cli) -> Result<ExitCode, Error> {
+    let max_pixels = cli.max_pixels;
     let backend = match args.online {
         false => None,
         true => Some(
-            backend_client(&args.auth_server_url, &args.auth_server_api_key)?
+            backend_client(&args.auth_server_url, &args.auth_server_api_key, cli)?
                 .ok_or("--online needs AUTH_SERVER_URL and AUTH_SERVER_API_KEY")?,
         ),
     };
@@ -677,11 +729,12 @@ fn policies() -> Result<[recognize_agent::vision::filters::Policy; 3], Error> {
     })?)
 }
 
-fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCode, Error> {
+fn serve(args: &ServeArgs, enroller: Enroller, cli: &Cli) -> Result<ExitCode, Error> {
+    let max_pixels = cli.max_pixels;
     let running = args
         .max_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let backend = backend_client(&args.auth_server_url, &args.auth_server_api_key)?;
+    let backend = backend_client(&args.auth_server_url, &args.auth_server_api_key, cli)?;
     let enroller = Arc::new(enroller);
     let kiosk = if args.kiosk {
         let settings = kiosk::Settings {
@@ -723,34 +776,43 @@ fn serve(args: &ServeArgs, enroller: Enroller, max_pixels: u64) -> Result<ExitCo
     // 429 answers are never stuck behind running enrolments.
     let workers = running + args.max_wait + 4;
     let what = format!("{running} enrolments at once, {} waiting", args.max_wait);
-    listen(&args.host, args.port, app, workers, &what)
+    let front = args.front.settings(args.max_body_bytes)?;
+    listen(&args.host, args.port, app, workers, front, &what)
 }
 
 /// The backend online enrolments go to, when both its URL and key are set.
-fn backend_client(url: &Option<String>, api_key: &Option<String>) -> Result<Option<Client>, Error> {
+fn backend_client(
+    url: &Option<String>,
+    api_key: &Option<String>,
+    cli: &Cli,
+) -> Result<Option<Client>, Error> {
     match (url.as_deref(), api_key.as_deref()) {
         (Some(url), Some(api_key)) if !url.is_empty() && !api_key.is_empty() => Ok(Some(
-            Client::new(url, api_key).map_err(|e| format!("AUTH_SERVER_URL: {e}"))?,
+            Client::with_ca(url, api_key, cli.auth_server_ca_file.as_deref())
+                .map_err(|e| format!("AUTH_SERVER_URL: {e}"))?,
         )),
         _ => Ok(None),
     }
 }
 
-/// Serves `service` on `host:port` until the process ends; prints `listening on ADDR`
+/// Serves `service` on `host:port` until SIGTERM or SIGINT; prints `listening on ADDR`
 /// (the port chosen, if 0 was asked) once it accepts connections.
 fn listen<S: Service>(
     host: &str,
     port: u16,
     service: S,
     workers: usize,
+    front: front::Settings,
     what: &str,
 ) -> Result<ExitCode, Error> {
-    let server = Server::bind(&format!("{host}:{port}"), service, workers)?;
+    let stop = recognize_agent::http::stop_on_signals();
+    let server = Server::bind(&format!("{host}:{port}"), service, workers, front)?;
     let addr = server.local_addr().ok_or("the server has no IP address")?;
     log::info!("listening on {addr} ({what})");
     println!("listening on {addr}");
     std::io::stdout().flush()?;
-    server.run();
+    server.run(stop);
+    log::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -771,7 +833,10 @@ fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
     };
     let what = format!("backend, database {}", path.display());
     let backend = Backend::new(store, settings);
-    listen(&args.host, args.port, backend, args.workers, &what)
+    let front = args
+        .front
+        .settings(recognize_agent::backend::api::MAX_BODY_BYTES)?;
+    listen(&args.host, args.port, backend, args.workers, front, &what)
 }
 
 fn init_logging(format: LogFormat) {

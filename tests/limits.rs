@@ -151,3 +151,130 @@ fn a_gigabyte_body_is_refused_with_or_without_its_length() {
     let r = read_response(&mut s);
     survived(&agent, &r, &[413], baseline, "1 GiB chunked");
 }
+
+/// Sends `bytes` one at a time, `gap` apart, until the agent answers or closes.
+fn trickle(s: &mut std::net::TcpStream, bytes: &[u8], gap: std::time::Duration) {
+    for b in bytes {
+        s.set_nonblocking(true).unwrap();
+        let answered =
+            !matches!(s.peek(&mut [0]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        if answered || s.write_all(&[*b]).is_err() {
+            return;
+        }
+        std::thread::sleep(gap);
+    }
+}
+
+#[test]
+fn trickled_heads_and_bodies_get_408_while_others_are_served() {
+    let agent = Server::agent(&[("HEAD_TIMEOUT", "1"), ("BODY_TIMEOUT", "2")]);
+    let gap = std::time::Duration::from_millis(100);
+    let head = "POST /v1/offline-enrollment HTTP/1.1\r\nHost: t\r\nScenario: SELFIE\r\n\
+                Content-Length: 100000\r\n\r\n";
+    // Slow-loris clients: eight trickling their heads, eight their bodies.
+    let loris: Vec<_> = (0..16)
+        .map(|i| {
+            let mut s = agent.connect();
+            let head = head.to_string();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                if i % 2 == 0 {
+                    trickle(&mut s, head.as_bytes(), gap);
+                } else {
+                    s.write_all(head.as_bytes()).unwrap();
+                    trickle(&mut s, &[b'x'; 1000], gap);
+                }
+                (i % 2, started.elapsed(), read_response(&mut s))
+            })
+        })
+        .collect();
+    // Meanwhile, an ordinary client is served at once.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let enrolled = agent.enroll("SELFIE", &fixture("clean/obama.jpg"));
+    assert_eq!(enrolled.status, 200);
+    for l in loris {
+        let (body, took, r) = l.join().unwrap();
+        assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
+        assert!(r.json()["detail"].as_str().unwrap().contains("in time"));
+        // Cut off at its deadline: 1 s for a head, 2 s for a body.
+        let limit = if body == 0 { 1.0 } else { 2.0 };
+        let took = took.as_secs_f64();
+        assert!(
+            took > limit - 0.2 && took < limit + 3.0,
+            "cut off after {took:.2} s"
+        );
+    }
+}
+
+#[test]
+fn thousands_of_headers_or_an_endless_header_get_431() {
+    let (agent, baseline) = warm_agent();
+    let many: String = (0..5000).map(|i| format!("X-Header-{i}: v\r\n")).collect();
+    let mut s = agent.connect();
+    let _ = write!(s, "GET /health-check HTTP/1.1\r\nHost: t\r\n{many}\r\n");
+    survived(
+        &agent,
+        &read_response(&mut s),
+        &[431],
+        baseline,
+        "5000 headers",
+    );
+    // One header line that never ends: 431 once the head limit is reached.
+    let mut s = agent.connect();
+    let _ = write!(s, "GET /health-check HTTP/1.1\r\nX-Endless: ");
+    let line = vec![b'a'; 1 << 20];
+    let mut sent = 0;
+    while sent < 1 << 30 && s.write_all(&line).is_ok() {
+        sent += line.len();
+    }
+    assert!(sent < 1 << 30, "the agent read a gigabyte of header");
+    survived(
+        &agent,
+        &read_response(&mut s),
+        &[431],
+        baseline,
+        "endless header",
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_get_503_and_threads_stay_bounded() {
+    let agent = Server::agent(&[("MAX_CONNECTIONS", "8"), ("HEAD_TIMEOUT", "30")]);
+    assert_eq!(agent.request("GET", "/health-check", &[], b"").status, 200);
+    let threads = agent.threads();
+    // Eight idle connections take every place, once the health check's is free; 200 more
+    // are turned away at once.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let idle: Vec<_> = (0..8).map(|_| agent.connect()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut turned_away = 0;
+    let mut others = Vec::new();
+    for _ in 0..200 {
+        let mut s = agent.connect();
+        let r = read_response(&mut s);
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        turned_away += 1;
+        others.push(s);
+    }
+    assert_eq!(turned_away, 200);
+    // One thread per open connection, and no more.
+    let during = agent.threads();
+    assert!(
+        during <= threads + 8,
+        "{threads} threads idle, {during} with 208 connections"
+    );
+    drop(idle);
+    // Places free again as the idle clients leave.
+    let mut served = false;
+    for _ in 0..50 {
+        if agent.request("GET", "/health-check", &[], b"").status == 200 {
+            served = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(served, "the agent serves again once connections close");
+    eprintln!("threads: {threads} idle, {during} with 8 connections open and 200 refused");
+}

@@ -21,7 +21,7 @@ use crate::protect::keys;
 use crate::protect::states::{self, Envelope, ServerState};
 
 /// Largest request body: the API's documents are small.
-const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Bytes of a challenge nonce.
 const CHALLENGE_BYTES: usize = 32;

@@ -40,6 +40,29 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+/// Trust in the PEM certificates in `ca`, or in the Mozilla roots.
+#[cfg(feature = "tls")]
+fn tls_config(ca: Option<&std::path::Path>) -> Result<ureq::tls::TlsConfig, String> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+    let Some(path) = ca else {
+        return Ok(TlsConfig::builder().build());
+    };
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(format!("{}: {e}", path.display()))),
+        })
+        .collect::<Result<_, _>>()?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&certs))
+        .build())
+}
+
 /// A backend at a base URL, with its API key. Clones share one connection pool.
 #[derive(Clone)]
 pub struct Client {
@@ -49,29 +72,45 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the backend at `base_url` (`http://host:port`, optionally with a path
-    /// prefix).
+    /// A client of the backend at `base_url` (`http://` or, in builds with TLS,
+    /// `https://host:port`, optionally with a path prefix).
     pub fn new(base_url: &str, api_key: &str) -> Result<Client, String> {
+        Client::with_ca(base_url, api_key, None)
+    }
+
+    /// As [`Client::new`]; an `https://` backend's certificate must chain to the PEM
+    /// certificates in `ca` if given, else to the Mozilla roots.
+    pub fn with_ca(
+        base_url: &str,
+        api_key: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Client, String> {
         let base = base_url.trim().trim_end_matches('/');
         match base.split_once("://") {
             Some(("http", rest)) if !rest.is_empty() => {}
-            Some(("https", _)) => {
+            Some(("https", rest)) if !rest.is_empty() && cfg!(feature = "tls") => {}
+            Some(("https", _)) if !cfg!(feature = "tls") => {
                 return Err(format!(
-                    "{base}: this build speaks plain HTTP only; put the backend behind a local \
-                     TLS proxy or use an http:// URL"
+                    "{base}: this build speaks plain HTTP only (built without the tls \
+                     feature); put the backend behind a local TLS proxy or use an http:// URL"
                 ));
             }
-            _ => return Err(format!("{base}: not an http:// URL")),
+            _ => return Err(format!("{base}: not an http:// or https:// URL")),
         }
         if api_key.is_empty() {
             return Err("the backend API key is empty".into());
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .into();
+            .max_redirects(0);
+        #[cfg(feature = "tls")]
+        let config = config.tls_config(tls_config(ca)?);
+        #[cfg(not(feature = "tls"))]
+        if let Some(ca) = ca {
+            return Err(format!("{}: this build has no TLS", ca.display()));
+        }
+        let agent = config.build().into();
         Ok(Client {
             base: base.to_string(),
             api_key: api_key.to_string(),
@@ -190,11 +229,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_urls_and_a_key_are_accepted() {
+    fn only_http_urls_and_a_key_are_accepted() {
         assert!(Client::new("http://backend:8090/", "k").is_ok());
         assert!(Client::new("http://10.0.0.2/prefix", "k").is_ok());
+        assert_eq!(
+            Client::new("https://backend", "k").is_ok(),
+            cfg!(feature = "tls")
+        );
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        let e = Client::with_ca("http://backend", "k", Some(missing))
+            .err()
+            .unwrap();
+        assert!(e.contains("ca.pem"), "{e}");
         for (url, key, why) in [
-            ("https://backend", "k", "plain HTTP only"),
+            ("https://", "k", "not an http://"),
             ("backend:8090", "k", "not an http://"),
             ("http://", "k", "not an http://"),
             ("http://backend", "", "empty"),

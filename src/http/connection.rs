@@ -1,10 +1,13 @@
-//! `tiny_http` as an `embedded-svc` HTTP server connection, so the routes never see the transport.
+//! `tiny_http` as an `embedded-svc` HTTP server connection, so the routes never see the
+//! transport. Requests arrive through the [`front`](super::front), whole.
 
 use std::io;
 
 use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method, Query};
 use embedded_svc::io::{ErrorType, Read, Write};
+
+use super::front::request::PEER_HEADER;
 
 /// Request line and headers, copied out of the transport.
 pub struct Head {
@@ -84,15 +87,21 @@ pub struct TinyConnection {
 
 impl TinyConnection {
     pub fn new(request: tiny_http::Request) -> TinyConnection {
+        let mut headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|h| (h.field.to_string(), h.value.to_string()))
+            .collect();
+        // Only the front reaches this server, and it sets the client's address here.
+        let peer = headers
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(PEER_HEADER))
+            .and_then(|i| headers.remove(i).1.parse().ok());
         let head = Head {
             method: method(request.method()),
             uri: request.url().to_string(),
-            headers: request
-                .headers()
-                .iter()
-                .map(|h| (h.field.to_string(), h.value.to_string()))
-                .collect(),
-            peer: request.remote_addr().map(|a| a.ip()),
+            headers,
+            peer,
         };
         TinyConnection {
             head,

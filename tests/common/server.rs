@@ -139,15 +139,39 @@ impl Server {
         read_response(&mut s)
     }
 
-    /// The server's peak resident memory so far (`VmHWM`), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    /// A number from the server's `/proc/PID/status` (`VmHWM`, `VmRSS` in KiB; `Threads`).
+    pub fn proc_status(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the server's /proc status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
+    }
+
+    /// The server's peak resident memory so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.proc_status("VmHWM")
+    }
+
+    /// The server's thread count.
+    pub fn threads(&self) -> u64 {
+        self.proc_status("Threads")
+    }
+
+    /// Sends SIGTERM and waits up to `patience` for the exit code (`None`: still running).
+    pub fn terminate(&mut self, patience: Duration) -> Option<i32> {
+        // SAFETY: plain signal to our child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let until = std::time::Instant::now() + patience;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -166,7 +190,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Stopped as in service, so that it cleans up after itself; killed if it lingers.
+        if self.terminate(Duration::from_secs(3)).is_none() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         if let Ok(mut pids) = RUNNING.lock() {
             pids.retain(|pid| *pid != self.child.id());
