@@ -52,6 +52,8 @@ fn health_check() {
         r.json(),
         serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "status": "ok"})
     );
+    // One request per connection, said so, so that no client keeps it for another.
+    assert_eq!(r.header("Connection"), Some("close"));
 }
 
 #[test]

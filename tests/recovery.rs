@@ -494,3 +494,111 @@ fn an_expired_challenge_is_refused() {
     );
     assert_eq!(backend.devices(&id).unwrap().len(), 1);
 }
+
+/// `PRAGMA integrity_check` of a backend database, and its users without their
+/// enrolment device or not committed (half-registered).
+fn database_health(db: &Path) -> (String, i64) {
+    let db = rusqlite::Connection::open(db).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    let half: i64 = db
+        .query_row(
+            "SELECT count(*) FROM users u WHERE u.committed = 0 OR NOT EXISTS \
+             (SELECT 1 FROM devices d WHERE d.keyless_id = u.keyless_id \
+              AND d.type IN ('BACKUP', 'TEMPORARY'))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (check, half)
+}
+
+#[test]
+fn a_backend_killed_during_an_online_enrolment_gives_503_and_registers_nothing() {
+    let backend = start_backend("killed.db", &[]);
+    let url = format!("http://{}", backend.addr);
+    let agent = Server::agent(&[("AUTH_SERVER_URL", &url), ("AUTH_SERVER_API_KEY", API_KEY)]);
+    // Frozen, the backend takes the agent's connection (in the kernel) and never answers;
+    // then it dies while the agent waits.
+    backend.signal(libc::SIGSTOP);
+    let enrolment = std::thread::spawn(move || {
+        let r = agent.post(
+            "/v1/online-enrollment",
+            "SELFIE",
+            &fixture("clean/obama.jpg"),
+        );
+        (r.status, r.json(), r.header("Retry-After").is_some())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    backend.signal(libc::SIGKILL);
+    let (status, body, retry_after) = enrolment.join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{body}"
+    );
+    assert!(retry_after);
+    let db = scratch().join("killed.db");
+    let users: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 0);
+    assert_eq!(database_health(&db), ("ok".to_string(), 0));
+}
+
+#[test]
+fn kill_9_during_a_burst_of_registrations_loses_no_acknowledged_one() {
+    let db = scratch().join("burst.db");
+    let backend = start_backend("burst.db", &[]);
+    let url = format!("http://{}", backend.addr);
+    let photos = ["clean/obama.jpg", "clean/obama2.jpg", "clean/biden.jpg"];
+    let states: Vec<String> = (0..60).map(|i| enrol_offline(photos[i % 3]).2).collect();
+    // Four clients register without pause; the backend is killed after 20 answers.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = states
+        .chunks(15)
+        .map(|chunk| {
+            let (chunk, url) = (chunk.to_vec(), url.clone());
+            let acknowledged = std::sync::Arc::clone(&acknowledged);
+            std::thread::spawn(move || {
+                let client = Client::new(&url, API_KEY).unwrap();
+                for state in chunk {
+                    match client.register(&state) {
+                        Ok(id) => acknowledged.lock().unwrap().push(id),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    backend.signal(libc::SIGKILL);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() < states.len(),
+        "the burst ended before the kill"
+    );
+    assert_eq!(database_health(&db), ("ok".to_string(), 0));
+    // Restarted on the same file: every acknowledged user is there, committed.
+    drop(backend);
+    let restarted = start_backend("burst.db", &[]);
+    let client = Client::new(&format!("http://{}", restarted.addr), API_KEY).unwrap();
+    for id in &acknowledged {
+        assert_eq!(client.devices(id).unwrap().len(), 1, "{id}");
+    }
+    assert_eq!(database_health(&db), ("ok".to_string(), 0));
+    eprintln!(
+        "{} registrations acknowledged before the kill, all present",
+        acknowledged.len()
+    );
+}

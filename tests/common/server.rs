@@ -160,10 +160,15 @@ impl Server {
         self.proc_status("Threads")
     }
 
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: plain signal to our child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
     /// Sends SIGTERM and waits up to `patience` for the exit code (`None`: still running).
     pub fn terminate(&mut self, patience: Duration) -> Option<i32> {
-        // SAFETY: plain signal to our child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         let until = std::time::Instant::now() + patience;
         while std::time::Instant::now() < until {
             if let Ok(Some(status)) = self.child.try_wait() {

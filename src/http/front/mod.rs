@@ -318,10 +318,19 @@ fn pass_on(
     drop((body, reservation));
     let mut answer = Vec::new();
     match conn.read_to_end(&mut answer) {
-        Ok(_) if !answer.is_empty() => answer,
+        Ok(_) if !answer.is_empty() => closing(answer),
         Ok(_) => unavailable(io::Error::other("closed without an answer")),
         Err(e) => unavailable(e),
     }
+}
+
+/// `answer` saying that the connection closes after it (`tiny_http` leaves out the
+/// `Connection` header), so that clients do not keep it for another request.
+fn closing(mut answer: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = answer.windows(2).position(|w| w == b"\r\n") {
+        answer.splice(end + 2..end + 2, b"Connection: close\r\n".iter().copied());
+    }
+    answer
 }
 
 /// A complete HTTP response for an error, in the API's JSON form.
