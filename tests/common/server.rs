@@ -41,6 +41,11 @@ impl Server {
 
     /// Starts `recognize-agent <command> ARGS` on a free port of `host`.
     pub fn spawn_with(command: &str, host: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start(Server::command(command, host, args, env))
+    }
+
+    /// The command [`Server::spawn_with`] runs, for a test to adjust.
+    pub fn command(command: &str, host: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_recognize-agent"));
         cmd.args([command, "--host", host, "--port", "0"])
             .args(args)
@@ -56,6 +61,11 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Starts `cmd`, a server, and waits until it listens.
+    pub fn start(mut cmd: Command) -> Server {
         static REAPER: Once = Once::new();
         // SAFETY: registers a handler that only signals processes.
         REAPER.call_once(|| unsafe {

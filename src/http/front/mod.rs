@@ -89,7 +89,15 @@ impl Stream for Timed {
 
 impl Front {
     /// A front on `listener` for the server listening on the Unix socket `upstream`.
-    pub fn new(listener: TcpListener, upstream: PathBuf, settings: Settings) -> Front {
+    pub fn new(listener: TcpListener, upstream: PathBuf, mut settings: Settings) -> Front {
+        let fits = connections_within_file_limit();
+        if settings.max_connections > fits {
+            log::warn!(
+                "MAX_CONNECTIONS lowered from {} to {fits}: the open-file limit allows no more",
+                settings.max_connections
+            );
+            settings.max_connections = fits;
+        }
         let budget = Mutex::new(settings.body_budget);
         Front {
             listener,
@@ -151,6 +159,39 @@ impl Front {
             log::warn!("no thread for a connection: {e}");
         }
     }
+}
+
+/// Descriptors a connection takes: the client's socket and both ends of the Unix socket.
+const FILES_PER_CONNECTION: u64 = 3;
+/// Descriptors kept for everything else: listeners, standard streams, the database, calls
+/// to the backend, the camera.
+const FILES_KEPT: u64 = 64;
+
+/// How many connections the open-file limit leaves room for, after raising its soft
+/// value to the hard one. `tiny_http` stops for good on a failed `accept`, so the front
+/// must never take the descriptor its next connection needs.
+fn connections_within_file_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return usize::MAX;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                ..limit
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let room = limit.rlim_cur.saturating_sub(FILES_KEPT) / FILES_PER_CONNECTION;
+    usize::try_from(room).unwrap_or(usize::MAX).max(1)
 }
 
 /// One open connection; dropping it frees its place.
