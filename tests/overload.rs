@@ -120,8 +120,9 @@ fn overload(duration: Duration, count: usize) -> String {
         request(&fixture("clean/obama.jpg")),
         request(&fixture("occluded/obama_mask_blue.jpg")),
     ];
-    // Warm: every model has run and the allocator holds what enrolments need.
-    let warm = load(&agent, &requests, Duration::ZERO, 50);
+    // Warm, under the same load: every model has run, and the threads and the allocator
+    // hold what this load needs.
+    let warm = load(&agent, &requests, Duration::from_secs(5), 0);
     assert!(warm.failures.is_empty(), "{:?}", warm.failures);
     let (threads, rss_before) = (agent.threads(), agent.proc_status("VmRSS"));
 
