@@ -328,15 +328,17 @@ struct FrontArgs {
 
 impl FrontArgs {
     fn settings(&self, max_body_bytes: usize) -> Result<front::Settings, Error> {
-        let mut settings = front::Settings::new(max_body_bytes);
-        settings.max_connections = self.max_connections.max(1);
-        settings.head_timeout = self.head_timeout;
-        settings.body_timeout = self.body_timeout;
-        #[cfg(feature = "tls")]
-        if let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) {
-            settings.tls = Some(front::tls::config(cert, key)?);
-        }
-        Ok(settings)
+        Ok(front::Settings {
+            max_connections: self.max_connections.max(1),
+            max_body_bytes,
+            head_timeout: self.head_timeout,
+            body_timeout: self.body_timeout,
+            #[cfg(feature = "tls")]
+            tls: match (&self.tls_cert_file, &self.tls_key_file) {
+                (Some(cert), Some(key)) => Some(front::tls::config(cert, key)?),
+                _ => None,
+            },
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The one error type of the HTTP API, rendered as `{"title", "statusCode", "detail"}`.
 
+use super::exchange::{JSON, NO_STORE};
 use crate::contract::Problem;
 
 /// An HTTP error with its JSON body and any headers it needs.
@@ -35,6 +36,16 @@ impl ApiError {
 
     pub fn internal(detail: impl Into<String>) -> ApiError {
         ApiError::new(500, detail)
+    }
+
+    /// The answer's headers (JSON, never cached, then the error's own) and body.
+    pub fn answer(&self) -> (Vec<(&str, &str)>, Vec<u8>) {
+        let mut headers = vec![JSON, NO_STORE];
+        headers.extend(self.headers.iter().map(|(n, v)| (*n, v.as_str())));
+        (
+            headers,
+            serde_json::to_vec(&self.problem()).unwrap_or_default(),
+        )
     }
 
     /// The body clients receive.

@@ -35,9 +35,9 @@ impl Reply {
     }
 }
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub(super) const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// Answers hold states, faces and frames: never kept by a cache.
-const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
+pub(super) const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 
 /// Routes the request on `conn` with `route(conn, method, path)` and writes its answer.
 pub fn exchange<C, F>(conn: &mut C, route: F) -> Result<(), C::Error>
@@ -64,10 +64,9 @@ where
             conn.write_all(&reply.body)
         }
         Err(e) => {
-            let mut headers: Vec<(&str, &str)> = vec![JSON, NO_STORE];
-            headers.extend(e.headers.iter().map(|(n, v)| (*n, v.as_str())));
+            let (headers, body) = e.answer();
             conn.initiate_response(e.status, None, &headers)?;
-            conn.write_all(&serde_json::to_vec(&e.problem()).unwrap_or_default())
+            conn.write_all(&body)
         }
     }
 }

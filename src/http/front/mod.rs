@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::ApiError;
-use request::{Failure, PEER_HEADER, too_large};
+use request::{Failure, PEER_HEADER};
 use timed::Timed;
 
 /// How much the front lets a client take.
@@ -31,8 +31,6 @@ use timed::Timed;
 pub struct Settings {
     pub max_connections: usize,
     pub max_body_bytes: usize,
-    /// Bytes all bodies being received may hold together.
-    pub body_budget: usize,
     /// Time from accepting a connection (TLS handshake included) to the end of its head.
     pub head_timeout: Duration,
     /// Time from the end of the head to the end of the body.
@@ -42,18 +40,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(max_body_bytes: usize) -> Settings {
-        Settings {
-            max_connections: 64,
-            max_body_bytes,
-            body_budget: 4 * max_body_bytes,
-            head_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(60),
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
+    fn serves_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 }
+
+/// Largest bodies all connections may hold together while receiving them.
+const BODIES_IN_FLIGHT: usize = 4;
 
 /// Time allowed for the server behind to answer, and for the client to take the answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -61,12 +57,15 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Front {
     listener: TcpListener,
-    upstream: PathBuf,
     shared: Arc<Shared>,
 }
 
 struct Shared {
     settings: Settings,
+    /// The Unix socket `tiny_http` listens on.
+    upstream: PathBuf,
+    /// The whole `503` answer to a connection beyond the cap, made once.
+    busy: Vec<u8>,
     open: AtomicUsize,
     budget: Mutex<usize>,
 }
@@ -98,12 +97,15 @@ impl Front {
             );
             settings.max_connections = fits;
         }
-        let budget = Mutex::new(settings.body_budget);
+        let budget = Mutex::new(BODIES_IN_FLIGHT * settings.max_body_bytes);
         Front {
             listener,
-            upstream,
             shared: Arc::new(Shared {
                 settings,
+                upstream,
+                busy: answer(
+                    &ApiError::new(503, "too many connections").with_header("Retry-After", "1"),
+                ),
                 open: AtomicUsize::new(0),
                 budget,
             }),
@@ -146,15 +148,17 @@ impl Front {
         let shared = &self.shared;
         if shared.open.fetch_add(1, Ordering::SeqCst) >= shared.settings.max_connections {
             shared.open.fetch_sub(1, Ordering::SeqCst);
-            turn_away(tcp, shared);
+            // A TLS answer needs a handshake; closing is the cheap refusal there.
+            if !shared.settings.serves_tls() {
+                turn_away(tcp, &shared.busy);
+            }
             return;
         }
         let slot = Slot(Arc::clone(shared));
-        let upstream = self.upstream.clone();
         let spawned = std::thread::Builder::new()
             .name("front".into())
             .stack_size(256 * 1024)
-            .spawn(move || serve(tcp, &upstream, &slot.0));
+            .spawn(move || serve(tcp, &slot.0));
         if let Err(e) = spawned {
             log::warn!("no thread for a connection: {e}");
         }
@@ -214,33 +218,29 @@ fn readable(listener: &TcpListener, timeout: Duration) -> bool {
     unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int) > 0 }
 }
 
-/// Answers `503` without waiting on the client, when every place is taken.
-fn turn_away(mut tcp: TcpStream, shared: &Shared) {
-    #[cfg(feature = "tls")]
-    if shared.settings.tls.is_some() {
-        return; // A TLS answer needs a handshake; closing is the cheap refusal.
-    }
-    let _ = shared;
-    let busy = ApiError::new(503, "too many connections").with_header("Retry-After", "1");
+/// Answers `busy` without waiting on the client, when every place is taken.
+fn turn_away(mut tcp: TcpStream, busy: &[u8]) {
     if tcp.set_nonblocking(true).is_ok() {
         // Take what the request sent already, so that closing does not reset the answer.
         let _ = tcp.read(&mut [0; 16 * 1024]);
-        let _ = tcp.write_all(&answer(&busy));
+        let _ = tcp.write_all(busy);
         let _ = tcp.shutdown(std::net::Shutdown::Write);
     }
 }
 
 /// Serves one connection: one request read whole, passed on, its answer sent back.
-fn serve(tcp: TcpStream, upstream: &Path, shared: &Shared) {
+fn serve(tcp: TcpStream, shared: &Shared) {
     let s = &shared.settings;
     let peer = tcp.peer_addr().ok().map(|a| a.ip());
     let timed = Timed::new(tcp, Instant::now() + s.head_timeout);
-    let mut client: Box<dyn Stream> = match open(timed, shared) {
+    let mut client: Box<dyn Stream> = match open(timed, s) {
         Some(c) => c,
         None => return,
     };
     let answer = match receive(client.as_mut(), shared) {
-        Ok((head, body, reservation)) => pass_on(upstream, &head, (body, reservation), peer),
+        Ok((head, body, reservation)) => {
+            pass_on(&shared.upstream, &head, (body, reservation), peer)
+        }
         Err(Failure::Refused(e)) => answer(&e),
         Err(Failure::TimedOut) => answer(&ApiError::new(
             408,
@@ -262,16 +262,13 @@ fn serve(tcp: TcpStream, upstream: &Path, shared: &Shared) {
     }
 }
 
-#[cfg(feature = "tls")]
-fn open(timed: Timed, shared: &Shared) -> Option<Box<dyn Stream>> {
-    match &shared.settings.tls {
-        Some(config) => tls::accept(timed, Arc::clone(config)),
-        None => Some(Box::new(timed)),
+/// The client's stream: TLS (after its handshake) when configured, else plain.
+fn open(timed: Timed, settings: &Settings) -> Option<Box<dyn Stream>> {
+    #[cfg(feature = "tls")]
+    if let Some(config) = &settings.tls {
+        return tls::accept(timed, Arc::clone(config));
     }
-}
-
-#[cfg(not(feature = "tls"))]
-fn open(timed: Timed, _: &Shared) -> Option<Box<dyn Stream>> {
+    let _ = settings;
     Some(Box::new(timed))
 }
 
@@ -282,11 +279,8 @@ fn receive<'a>(
 ) -> Result<(Vec<u8>, Vec<u8>, Reservation<'a>), Failure> {
     let s = &shared.settings;
     let head = request::read_head(client)?;
-    if let request::Framing::Length(n) = head.framing {
-        if n > s.max_body_bytes as u64 {
-            return Err(too_large(s.max_body_bytes).into());
-        }
-    }
+    // Refused before the client is told to go on.
+    head.framing.length_within(s.max_body_bytes)?;
     client.set_deadline(Instant::now() + s.body_timeout);
     if head.expect_continue {
         client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
@@ -374,21 +368,20 @@ fn closing(mut answer: Vec<u8>) -> Vec<u8> {
     answer
 }
 
-/// A complete HTTP response for an error, in the API's JSON form.
+/// A complete HTTP response for an error, as the routes would answer it.
 fn answer(e: &ApiError) -> Vec<u8> {
-    let body = serde_json::to_vec(&e.problem()).unwrap_or_default();
+    let (headers, body) = e.answer();
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n\
-         Content-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {}\r\n",
         e.status,
-        super::error::title(e.status),
-        body.len()
+        super::error::title(e.status)
     );
-    for (name, value) in &e.headers {
+    for (name, value) in headers {
         out += &format!("{name}: {value}\r\n");
     }
-    out += "\r\n";
-    let mut out = out.into_bytes();
-    out.extend_from_slice(&body);
-    out
+    out += &format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    [out.as_bytes(), &body].concat()
 }

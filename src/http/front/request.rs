@@ -62,6 +62,20 @@ pub enum Framing {
     Chunked,
 }
 
+impl Framing {
+    /// The declared length, if any, refused (`413`) above `max` bytes.
+    pub fn length_within(self, max: usize) -> Result<Option<usize>, ApiError> {
+        match self {
+            Framing::Length(n) => usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= max)
+                .map(Some)
+                .ok_or_else(|| too_large(max)),
+            Framing::Chunked => Ok(None),
+        }
+    }
+}
+
 /// A parsed head.
 #[derive(Debug)]
 pub struct Head {
@@ -195,7 +209,7 @@ fn framing(lengths: &[&str], codings: &[&str]) -> Result<Framing, ApiError> {
 }
 
 /// The `413` for a body above `max` bytes.
-pub fn too_large(max: usize) -> ApiError {
+fn too_large(max: usize) -> ApiError {
     ApiError::too_large(format!("the body is larger than the {max}-byte limit"))
 }
 
@@ -209,12 +223,8 @@ pub fn read_body(
 ) -> Result<Vec<u8>, Failure> {
     let busy =
         || ApiError::new(503, "too many request bodies in flight").with_header("Retry-After", "1");
-    match framing {
-        Framing::Length(n) => {
-            let n = usize::try_from(n)
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or(too_large(max))?;
+    match framing.length_within(max)? {
+        Some(n) => {
             if !reserve(n) {
                 return Err(busy().into());
             }
@@ -222,7 +232,7 @@ pub fn read_body(
             input.read_exact(&mut body)?;
             Ok(body)
         }
-        Framing::Chunked => {
+        None => {
             let mut body = Vec::new();
             loop {
                 let line = read_line(input)?;
