@@ -16,12 +16,15 @@ use crate::contract::Health;
 use crate::http::Service;
 use crate::http::api_key::ApiKey;
 use crate::http::error::ApiError;
-use crate::http::exchange::{Reply, exchange, method_not_allowed, read_json};
+use crate::http::exchange::{Reply, YAML, exchange, method_not_allowed, read_json};
 use crate::protect::keys;
 use crate::protect::states::{self, Envelope, ServerState};
 
 /// Largest request body: the API's documents are small.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The backend's OpenAPI description, served at `/openapi.yaml` without a key.
+pub const OPENAPI: &str = include_str!("openapi.yaml");
 
 /// Bytes of a challenge nonce.
 const CHALLENGE_BYTES: usize = 32;
@@ -81,6 +84,7 @@ impl Service for Backend {
 /// A route of the API, with the path parameters it holds.
 enum Route<'a> {
     Health,
+    OpenApi,
     Register { committed: bool },
     Commit(&'a str),
     Challenges(&'a str),
@@ -91,8 +95,10 @@ enum Route<'a> {
 impl<'a> Route<'a> {
     /// The route of `path`, and the methods it accepts.
     fn of(path: &'a str) -> Option<(Route<'a>, &'static str)> {
-        if path == "/health-check" {
-            return Some((Route::Health, "GET"));
+        match path {
+            "/health-check" => return Some((Route::Health, "GET")),
+            "/openapi.yaml" => return Some((Route::OpenApi, "GET")),
+            _ => {}
         }
         // At most four segments after /v1/; more is no route.
         let mut parts = heapless::Vec::<&str, 4>::new();
@@ -126,11 +132,16 @@ impl Backend {
         method: Method,
         path: &str,
     ) -> Result<Reply, ApiError> {
-        self.settings.api_key.check(conn)?;
-        let (route, allowed) = Route::of(path)
-            .ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
+        let route = Route::of(path);
+        // Only the API's description is public.
+        if !matches!(route, Some((Route::OpenApi, _))) {
+            self.settings.api_key.check(conn)?;
+        }
+        let (route, allowed) =
+            route.ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
         match (route, method) {
             (Route::Health, Method::Get) => Ok(Reply::json(200, &Health::ok())),
+            (Route::OpenApi, Method::Get) => Ok(Reply::document(YAML, OPENAPI)),
             (Route::Register { committed }, Method::Post) => {
                 let body: Register = read_json(conn, MAX_BODY_BYTES)?;
                 self.register(&body.server_state, committed)

@@ -26,6 +26,15 @@ impl Reply {
         }
     }
 
+    /// `200` with a document served as it is (a page, the OpenAPI description).
+    pub fn document(content_type: &'static str, text: &'static str) -> Reply {
+        Reply {
+            status: 200,
+            content_type,
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
     pub fn no_content() -> Reply {
         Reply {
             status: 204,
@@ -38,6 +47,8 @@ impl Reply {
 pub(super) const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// Answers hold states, faces and frames: never kept by a cache.
 pub(super) const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
+/// The media type of the OpenAPI documents (RFC 9512).
+pub const YAML: &str = "application/yaml";
 
 /// Routes the request on `conn` with `route(conn, method, path)` and writes its answer.
 pub fn exchange<C, F>(conn: &mut C, route: F) -> Result<(), C::Error>

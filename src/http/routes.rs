@@ -4,13 +4,16 @@ use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method};
 
 use super::error::ApiError;
-use super::exchange::{Reply, check_length, exchange, method_not_allowed, read_body};
+use super::exchange::{Reply, YAML, check_length, exchange, method_not_allowed, read_body};
 use super::{App, Peer};
 use crate::backend::client::{CallError, Client};
 use crate::contract::{Health, OfflineEnrollment, Scenario};
 use crate::enroll::EnrollError;
 use crate::protect::states::ClientType;
 use crate::vision::decode::{DecodeError, DecodeOptions};
+
+/// The agent's OpenAPI description, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("openapi.yaml");
 
 /// Handles one exchange on `conn`.
 pub fn handle<C: Connection + Peer>(app: &App, conn: &mut C) -> Result<(), C::Error> {
@@ -30,7 +33,7 @@ fn route<C: Connection + Peer>(
         };
     }
     let allowed = match path {
-        "/health-check" => "GET",
+        "/health-check" | "/openapi.yaml" => "GET",
         "/v1/offline-enrollment" | "/v1/online-enrollment" => "POST",
         _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
     };
@@ -39,6 +42,7 @@ fn route<C: Connection + Peer>(
     }
     match (method, path) {
         (Method::Get, "/health-check") => Ok(Reply::json(200, &Health::ok())),
+        (Method::Get, "/openapi.yaml") => Ok(Reply::document(YAML, OPENAPI)),
         (Method::Post, "/v1/offline-enrollment") => enroll(app, conn, false),
         (Method::Post, "/v1/online-enrollment") => enroll(app, conn, true),
         _ => Err(method_not_allowed(path, allowed)),

@@ -31,11 +31,7 @@ pub fn route<C: Connection + Peer>(
         _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
     };
     match (method, path) {
-        (Method::Get, "/kiosk") => Ok(Reply {
-            status: 200,
-            content_type: "text/html; charset=utf-8",
-            body: PAGE.as_bytes().to_vec(),
-        }),
+        (Method::Get, "/kiosk") => Ok(Reply::document("text/html; charset=utf-8", PAGE)),
         (Method::Get, "/kiosk/status") => Ok(Reply::json(200, &kiosk.view())),
         (Method::Get, "/kiosk/frame.jpg") => match kiosk.preview() {
             Some(jpeg) => Ok(Reply {
