@@ -113,7 +113,7 @@ fn overload(duration: Duration, count: usize) -> String {
     let agent = Server::agent(&[
         ("MAX_CONCURRENCY", &MAX_CONCURRENCY.to_string()),
         ("MAX_CONNECTIONS", &MAX_CONNECTIONS.to_string()),
-        ("RUST_LOG", "warn"),
+        ("RUST_LOG", "warn,recognize_agent::http::front=debug"),
     ]);
     // An enrolment and a refusal (a face covered by a mask), alternately.
     let requests = [
@@ -141,7 +141,12 @@ fn overload(duration: Duration, count: usize) -> String {
         .keys()
         .filter(|s| ![200, 422, 429].contains(*s))
         .collect();
-    assert!(unexpected.is_empty(), "statuses {:?}", seen.statuses);
+    assert!(
+        unexpected.is_empty(),
+        "statuses {:?}; the agent logged:\n{}",
+        seen.statuses,
+        agent.log.lock().unwrap()
+    );
     for status in [200, 422, 429] {
         assert!(
             seen.statuses.contains_key(&status),

@@ -73,16 +73,16 @@ struct Shared {
 /// A client connection: plain, or TLS over it.
 trait Stream: Read + Write + Send {
     fn set_deadline(&mut self, deadline: Instant);
-    /// Ends the exchange cleanly (TLS: `close_notify`).
-    fn close(&mut self);
+    /// Ends the exchange cleanly (TLS: `close_notify`); see [`Timed::finish`].
+    fn close(&mut self, request_read: bool);
 }
 
 impl Stream for Timed {
     fn set_deadline(&mut self, deadline: Instant) {
         Timed::set_deadline(self, deadline);
     }
-    fn close(&mut self) {
-        self.linger();
+    fn close(&mut self, request_read: bool) {
+        self.finish(request_read);
     }
 }
 
@@ -148,6 +148,10 @@ impl Front {
         let shared = &self.shared;
         if shared.open.fetch_add(1, Ordering::SeqCst) >= shared.settings.max_connections {
             shared.open.fetch_sub(1, Ordering::SeqCst);
+            log::debug!(
+                "all {} connections taken: one turned away",
+                shared.settings.max_connections
+            );
             // A TLS answer needs a handshake; closing is the cheap refusal there.
             if !shared.settings.serves_tls() {
                 turn_away(tcp, &shared.busy);
@@ -237,19 +241,23 @@ fn serve(tcp: TcpStream, shared: &Shared) {
         Some(c) => c,
         None => return,
     };
-    let answer = match receive(client.as_mut(), shared) {
-        Ok((head, body, reservation)) => {
-            pass_on(&shared.upstream, &head, (body, reservation), peer)
-        }
-        Err(Failure::Refused(e)) => answer(&e),
-        Err(Failure::TimedOut) => answer(&ApiError::new(
-            408,
-            format!(
-                "the request did not arrive in time (head {} s, body {} s)",
-                s.head_timeout.as_secs_f32(),
-                s.body_timeout.as_secs_f32()
-            ),
-        )),
+    let (answer, request_read) = match receive(client.as_mut(), shared) {
+        Ok((head, body, reservation)) => (
+            pass_on(&shared.upstream, &head, (body, reservation), peer),
+            true,
+        ),
+        Err(Failure::Refused(e)) => (answer(&e), false),
+        Err(Failure::TimedOut) => (
+            answer(&ApiError::new(
+                408,
+                format!(
+                    "the request did not arrive in time (head {} s, body {} s)",
+                    s.head_timeout.as_secs_f32(),
+                    s.body_timeout.as_secs_f32()
+                ),
+            )),
+            false,
+        ),
         Err(Failure::Gone) => return,
     };
     client.set_deadline(Instant::now() + SEND_TIMEOUT);
@@ -258,7 +266,7 @@ fn serve(tcp: TcpStream, shared: &Shared) {
         .and_then(|_| client.flush())
         .is_ok()
     {
-        client.close();
+        client.close(request_read);
     }
 }
 

@@ -19,11 +19,17 @@ impl Timed {
         self.deadline = deadline;
     }
 
-    /// Ends the connection after an answer: sends FIN, then takes what the client is
-    /// still sending (at most 1 MiB, for at most 2 s), so that closing does not reset the
-    /// connection before the client has read the answer.
-    pub fn linger(&mut self) {
+    /// Ends the connection after an answer: sends FIN, then takes what the client sent
+    /// beyond its request, so that closing does not reset the connection before the
+    /// client has read the answer. A client whose request was refused before it was read
+    /// whole may still be sending: its bytes are taken as they come (at most 1 MiB, for at
+    /// most 2 s); otherwise only those already here, so the connection's place is free at
+    /// once.
+    pub fn finish(&mut self, request_read: bool) {
         let _ = self.tcp.shutdown(std::net::Shutdown::Write);
+        if request_read && self.tcp.set_nonblocking(true).is_err() {
+            return;
+        }
         self.deadline = Instant::now() + std::time::Duration::from_secs(2);
         let _ = io::copy(&mut (&mut *self).take(1 << 20), &mut io::sink());
     }

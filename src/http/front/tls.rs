@@ -48,9 +48,9 @@ impl Stream for StreamOwned<ServerConnection, Timed> {
     fn set_deadline(&mut self, deadline: std::time::Instant) {
         self.sock.set_deadline(deadline);
     }
-    fn close(&mut self) {
+    fn close(&mut self, request_read: bool) {
         self.conn.send_close_notify();
         let _ = self.conn.complete_io(&mut self.sock);
-        self.sock.linger();
+        self.sock.finish(request_read);
     }
 }
