@@ -90,10 +90,12 @@ pub struct Head {
 
 /// Reads the head: up to the blank line that ends it.
 pub fn read_head(input: &mut (impl Read + ?Sized)) -> Result<Head, Failure> {
-    // Fixed-size: a head never costs more than this, whatever the client sends.
+    // Fixed-size: a head never costs more than this, whatever the client sends. Zeroed
+    // once; the first `filled` bytes are the client's.
     let mut buf: heapless::Vec<u8, MAX_HEAD_BYTES> = heapless::Vec::new();
+    let _ = buf.resize_default(MAX_HEAD_BYTES);
+    let mut filled = 0;
     loop {
-        let filled = buf.len();
         if filled == MAX_HEAD_BYTES {
             return Err(ApiError::new(
                 431,
@@ -101,18 +103,17 @@ pub fn read_head(input: &mut (impl Read + ?Sized)) -> Result<Head, Failure> {
             )
             .into());
         }
-        buf.resize_default(MAX_HEAD_BYTES).ok();
         let n = match input.read(&mut buf[filled..]) {
             Ok(0) => return Err(Failure::Gone),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e.into()),
         };
-        buf.truncate(filled + n);
         // Parse only once the blank line has arrived, so a trickled head costs one parse.
-        let tail = &buf[filled.saturating_sub(3)..];
+        let tail = &buf[filled.saturating_sub(3)..filled + n];
+        filled += n;
         if tail.windows(4).any(|w| w == b"\r\n\r\n") || tail.windows(2).any(|w| w == b"\n\n") {
-            return parse(&buf);
+            return parse(&buf[..filled]);
         }
     }
 }

@@ -1,0 +1,276 @@
+//! The backend's routes on any request: method, path, `X-Api-Key` and body from the
+//! fuzzer, against a fresh in-memory store holding one committed user. Flags in the input
+//! also let it send states signed by a trusted agent (with any keylessId) and binding
+//! proofs for a real challenge, validly signed or not, so that it reaches the logic behind
+//! the signatures. Whatever it sends: an answer of the API with a JSON body, never a 5xx.
+#![no_main]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ed25519_dalek::{Signer, SigningKey};
+use embedded_svc::http::server::Connection;
+use embedded_svc::http::{Headers, Method, Query};
+use embedded_svc::io::{ErrorType, Read, Write};
+use libfuzzer_sys::fuzz_target;
+use recognize_agent::backend::api::{Backend, Settings};
+use recognize_agent::backend::messages::{DeviceType, proof_message};
+use recognize_agent::backend::store::{NewUser, Store};
+use recognize_agent::contract::Scenario;
+use recognize_agent::http::Service;
+use recognize_agent::http::api_key::ApiKey;
+use recognize_agent::http::connection::NoRawConnection;
+use recognize_agent::protect::keys::{self, KeyFile};
+use recognize_agent::protect::states::{self, ClientType, Envelope, ServerState, MODEL_ID};
+
+const KEY: &str = "fuzz-key";
+const USER: &str = "u1";
+
+/// Statuses the backend may answer with.
+const STATUSES: [u16; 11] = [200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 429];
+
+fn agent() -> &'static KeyFile {
+    static AGENT: OnceLock<KeyFile> = OnceLock::new();
+    AGENT.get_or_init(|| KeyFile::ephemeral().unwrap())
+}
+
+/// The committed user's biometric key.
+fn user_key() -> SigningKey {
+    keys::biometric_key(b"fuzz secret", b"fuzz salt")
+}
+
+fn backend() -> Backend {
+    let mut store = Store::open(":memory:".as_ref()).unwrap();
+    let public = user_key().verifying_key().to_bytes();
+    let user = NewUser {
+        keyless_id: USER,
+        public_key: &public,
+        agent_key: &agent().public(),
+        scenario: "SELFIE",
+        created: 0,
+        device: ("d1", DeviceType::Backup),
+    };
+    store.register(&user, true).unwrap();
+    let settings = Settings {
+        api_key: ApiKey::new(KEY).unwrap(),
+        trusted_agents: vec![agent().public()],
+        challenge_ttl: Duration::from_secs(60),
+    };
+    Backend::new(store, settings)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [method, flags, rest @ ..] = data else {
+        return;
+    };
+    let methods = [Method::Get, Method::Post, Method::Delete, Method::Put, Method::Head];
+    let method = methods[usize::from(*method) % methods.len()];
+    let text = String::from_utf8_lossy(rest);
+    let (path, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let backend = backend();
+    let mut request = Request {
+        method,
+        uri: path.to_string(),
+        key: flags & 1 == 0,
+        body: body.as_bytes().to_vec(),
+    };
+    if flags & 2 != 0 {
+        // A state a trusted agent signed, for whatever keylessId the body names.
+        request.body = serde_json::json!({"serverState": signed_state(body)}).to_string().into_bytes();
+    } else if flags & 4 != 0 {
+        // A binding proof for a real challenge: the body's bytes as the device key, signed
+        // by the user's key unless the flags say otherwise.
+        let challenge = exchange(&backend, Request::post(&format!("/v1/users/{USER}/challenges"), b""));
+        let Some(challenge) = challenge.1["challenge"].as_str().map(String::from) else {
+            return;
+        };
+        let device = states::b64(body.as_bytes());
+        let nonce = states::bytes(&challenge, "challenge").unwrap();
+        let mut message = proof_message(USER, &nonce, body.as_bytes());
+        if flags & 8 != 0 {
+            message.push(0);
+        }
+        let signature = states::b64(&user_key().sign(&message).to_bytes());
+        let proof = serde_json::json!({
+            "challenge": challenge, "devicePublicKey": device, "signature": signature,
+        });
+        request = Request::post(&format!("/v1/users/{USER}/devices"), proof.to_string().as_bytes());
+    }
+    exchange(&backend, request);
+});
+
+/// Handles `request`; checks and returns the answer's status and JSON body.
+fn exchange(backend: &Backend, request: Request) -> (u16, serde_json::Value) {
+    let mut conn = Conn::new(request);
+    backend.handle(&mut conn).unwrap();
+    let (status, headers, body) = conn.answer.expect("an answer");
+    assert!(STATUSES.contains(&status), "status {status}");
+    if status == 204 {
+        assert!(body.is_empty());
+        return (status, serde_json::Value::Null);
+    }
+    let yaml = ("Content-Type".to_string(), "application/yaml".to_string());
+    if status == 200 && headers.contains(&yaml) {
+        assert!(body.starts_with(b"openapi: "));
+        return (status, serde_json::Value::Null);
+    }
+    assert!(headers.contains(&("Content-Type".into(), "application/json".into())));
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+    if status >= 400 {
+        assert_eq!(json["statusCode"], status);
+    }
+    (status, json)
+}
+
+/// A server state for `keyless_id`, signed by the trusted agent.
+fn signed_state(keyless_id: &str) -> String {
+    ServerState {
+        keyless_id: keyless_id.to_string(),
+        client_type: ClientType::Backup,
+        scenario: Scenario::Selfie,
+        created: 0,
+        model: MODEL_ID.into(),
+        public_key: states::b64(&user_key().verifying_key().to_bytes()),
+        agent_key: states::b64(&agent().public()),
+        signature: String::new(),
+    }
+    .sign(agent())
+    .encode()
+}
+
+struct Request {
+    method: Method,
+    uri: String,
+    /// Whether `X-Api-Key` holds the key.
+    key: bool,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn post(uri: &str, body: &[u8]) -> Request {
+        Request { method: Method::Post, uri: uri.into(), key: true, body: body.to_vec() }
+    }
+}
+
+/// An in-memory `embedded-svc` connection: the request's head, its body, the answer.
+struct Conn {
+    head: Head,
+    body: Body,
+    answer: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
+}
+
+impl Conn {
+    fn new(request: Request) -> Conn {
+        let head = Head { method: request.method, uri: request.uri, key: request.key };
+        Conn { head, body: Body(request.body.into()), answer: None }
+    }
+}
+
+struct Head {
+    method: Method,
+    uri: String,
+    key: bool,
+}
+
+struct Body(std::collections::VecDeque<u8>);
+
+impl Query for Head {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+    fn method(&self) -> Method {
+        self.method
+    }
+}
+
+impl Headers for Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        (self.key && name.eq_ignore_ascii_case("X-Api-Key")).then_some(KEY)
+    }
+}
+
+impl ErrorType for Body {
+    type Error = std::io::Error;
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
+        std::io::Read::read(&mut self.0, buf)
+    }
+}
+
+impl Query for Conn {
+    fn uri(&self) -> &str {
+        self.head.uri()
+    }
+    fn method(&self) -> Method {
+        self.head.method()
+    }
+}
+
+impl Headers for Conn {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+    fn content_len(&self) -> Option<u64> {
+        Some(self.body.0.len() as u64)
+    }
+}
+
+impl recognize_agent::http::Peer for Conn {
+    fn peer(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+}
+
+impl ErrorType for Conn {
+    type Error = std::io::Error;
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
+        self.body.read(buf)
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, std::io::Error> {
+        let answer = self.answer.as_mut().expect("the response was started");
+        answer.2.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+}
+
+impl Connection for Conn {
+    type Headers = Head;
+    type Read = Body;
+    type RawConnectionError = std::io::Error;
+    type RawConnection = NoRawConnection;
+
+    fn split(&mut self) -> (&Head, &mut Body) {
+        (&self.head, &mut self.body)
+    }
+
+    fn initiate_response(
+        &mut self,
+        status: u16,
+        _message: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(), std::io::Error> {
+        assert!(self.answer.is_none(), "one response per request");
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        self.answer = Some((status, headers, Vec::new()));
+        Ok(())
+    }
+
+    fn is_response_initiated(&self) -> bool {
+        self.answer.is_some()
+    }
+
+    fn raw_connection(&mut self) -> Result<&mut NoRawConnection, std::io::Error> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
