@@ -12,8 +12,6 @@ use std::process::Command;
 use common::fixture;
 use common::server::Server;
 use recognize_agent::contract::{Filters, Scenario};
-use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::states;
 
 const AGENT_DOC: &str = include_str!("../src/http/openapi.yaml");
 const BACKEND_DOC: &str = include_str!("../src/backend/openapi.yaml");
@@ -27,11 +25,7 @@ fn servers(name: &str) -> (Server, Server) {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join(name);
     let _ = std::fs::remove_file(&db);
-    let trusted = states::b64(
-        &KeyFile::load_or_create(&common::identity_key())
-            .unwrap()
-            .public(),
-    );
+    let trusted = common::agent_public_key();
     let backend = Server::spawn(
         "backend",
         &[

@@ -34,16 +34,11 @@ fn scratch() -> &'static Path {
     })
 }
 
-fn agent_key() -> String {
-    let key = KeyFile::load_or_create(&common::identity_key()).unwrap();
-    states::b64(&key.public())
-}
-
 /// A backend on the database file `name` in the scratch directory, trusting the agents
 /// of the tests, with `extra` settings.
 fn start_backend(name: &str, extra: &[(&str, &str)]) -> Server {
     let db = scratch().join(name);
-    let (agents, db) = (agent_key(), db.to_str().unwrap().to_string());
+    let (agents, db) = (common::agent_public_key(), db.to_str().unwrap().to_string());
     let mut env = vec![
         ("BACKEND_API_KEY", API_KEY),
         ("TRUSTED_AGENT_KEYS", &agents),

@@ -10,8 +10,6 @@ use std::path::PathBuf;
 
 use common::fixture;
 use common::server::Server;
-use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::states;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 /// A self-signed certificate for localhost and 127.0.0.1: (certificate, key) PEM files.
@@ -49,8 +47,7 @@ fn client(cert: &PathBuf) -> ureq::Agent {
 fn enrolment_and_registration_run_over_tls() {
     let (cert, key) = certificate();
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let identity = KeyFile::load_or_create(&common::identity_key()).unwrap();
-    let agents = states::b64(&identity.public());
+    let agents = common::agent_public_key();
     let db = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tls/backend.db");
     let _ = std::fs::remove_file(&db);
     let tls = [("TLS_CERT_FILE", cert_s), ("TLS_KEY_FILE", key_s)];

@@ -9,17 +9,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey};
-use embedded_svc::http::server::Connection;
-use embedded_svc::http::{Headers, Method, Query};
-use embedded_svc::io::{ErrorType, Read, Write};
+use embedded_svc::http::Method;
 use libfuzzer_sys::fuzz_target;
 use recognize_agent::backend::api::{Backend, Settings};
 use recognize_agent::backend::messages::{DeviceType, proof_message};
 use recognize_agent::backend::store::{NewUser, Store};
 use recognize_agent::contract::Scenario;
 use recognize_agent::http::Service;
-use recognize_agent::http::api_key::ApiKey;
-use recognize_agent::http::connection::NoRawConnection;
+use recognize_agent::http::api_key::{ApiKey, HEADER};
+use recognize_agent::http::connection::{Head, MemoryConnection, Response};
 use recognize_agent::protect::keys::{self, KeyFile};
 use recognize_agent::protect::states::{self, ClientType, Envelope, ServerState, MODEL_ID};
 
@@ -101,9 +99,10 @@ fuzz_target!(|data: &[u8]| {
 
 /// Handles `request`; checks and returns the answer's status and JSON body.
 fn exchange(backend: &Backend, request: Request) -> (u16, serde_json::Value) {
-    let mut conn = Conn::new(request);
+    let mut conn = request.connection();
     backend.handle(&mut conn).unwrap();
-    let (status, headers, body) = conn.answer.expect("an answer");
+    let Response { status, headers, body } = conn.response().expect("an answer");
+    let status = *status;
     assert!(STATUSES.contains(&status), "status {status}");
     if status == 204 {
         assert!(body.is_empty());
@@ -115,7 +114,7 @@ fn exchange(backend: &Backend, request: Request) -> (u16, serde_json::Value) {
         return (status, serde_json::Value::Null);
     }
     assert!(headers.contains(&("Content-Type".into(), "application/json".into())));
-    let json: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+    let json: serde_json::Value = serde_json::from_slice(body).expect("a JSON body");
     if status >= 400 {
         assert_eq!(json["statusCode"], status);
     }
@@ -150,127 +149,13 @@ impl Request {
     fn post(uri: &str, body: &[u8]) -> Request {
         Request { method: Method::Post, uri: uri.into(), key: true, body: body.to_vec() }
     }
-}
 
-/// An in-memory `embedded-svc` connection: the request's head, its body, the answer.
-struct Conn {
-    head: Head,
-    body: Body,
-    answer: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
-}
-
-impl Conn {
-    fn new(request: Request) -> Conn {
-        let head = Head { method: request.method, uri: request.uri, key: request.key };
-        Conn { head, body: Body(request.body.into()), answer: None }
-    }
-}
-
-struct Head {
-    method: Method,
-    uri: String,
-    key: bool,
-}
-
-struct Body(std::collections::VecDeque<u8>);
-
-impl Query for Head {
-    fn uri(&self) -> &str {
-        &self.uri
-    }
-    fn method(&self) -> Method {
-        self.method
-    }
-}
-
-impl Headers for Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        (self.key && name.eq_ignore_ascii_case("X-Api-Key")).then_some(KEY)
-    }
-}
-
-impl ErrorType for Body {
-    type Error = std::io::Error;
-}
-
-impl Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
-        std::io::Read::read(&mut self.0, buf)
-    }
-}
-
-impl Query for Conn {
-    fn uri(&self) -> &str {
-        self.head.uri()
-    }
-    fn method(&self) -> Method {
-        self.head.method()
-    }
-}
-
-impl Headers for Conn {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.header(name)
-    }
-    fn content_len(&self) -> Option<u64> {
-        Some(self.body.0.len() as u64)
-    }
-}
-
-impl recognize_agent::http::Peer for Conn {
-    fn peer(&self) -> Option<std::net::IpAddr> {
-        None
-    }
-}
-
-impl ErrorType for Conn {
-    type Error = std::io::Error;
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
-        self.body.read(buf)
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, std::io::Error> {
-        let answer = self.answer.as_mut().expect("the response was started");
-        answer.2.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-}
-
-impl Connection for Conn {
-    type Headers = Head;
-    type Read = Body;
-    type RawConnectionError = std::io::Error;
-    type RawConnection = NoRawConnection;
-
-    fn split(&mut self) -> (&Head, &mut Body) {
-        (&self.head, &mut self.body)
-    }
-
-    fn initiate_response(
-        &mut self,
-        status: u16,
-        _message: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Result<(), std::io::Error> {
-        assert!(self.answer.is_none(), "one response per request");
-        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-        self.answer = Some((status, headers, Vec::new()));
-        Ok(())
-    }
-
-    fn is_response_initiated(&self) -> bool {
-        self.answer.is_some()
-    }
-
-    fn raw_connection(&mut self) -> Result<&mut NoRawConnection, std::io::Error> {
-        Err(std::io::ErrorKind::Unsupported.into())
+    /// The request as the front passes it on: with its length, and the key if it has one.
+    fn connection(self) -> MemoryConnection {
+        let mut headers = vec![("Content-Length".to_string(), self.body.len().to_string())];
+        if self.key {
+            headers.push((HEADER.to_string(), KEY.to_string()));
+        }
+        MemoryConnection::new(Head::new(self.method, self.uri, headers, None), self.body)
     }
 }

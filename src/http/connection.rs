@@ -1,5 +1,7 @@
-//! `tiny_http` as an `embedded-svc` HTTP server connection, so the routes never see the
-//! transport. Requests arrive through the [`front`](super::front), whole.
+//! An `embedded-svc` HTTP server connection over a request already received and a
+//! buffered response, so the routes never see the transport: [`TinyConnection`] for
+//! `tiny_http` (requests arrive through the [`front`](super::front), whole), and
+//! [`MemoryConnection`] for a request held in memory (the fuzz targets).
 
 use std::io;
 
@@ -10,11 +12,28 @@ use embedded_svc::io::{ErrorType, Read, Write};
 use super::front::request::PEER_HEADER;
 
 /// Request line and headers, copied out of the transport.
+#[derive(Debug)]
 pub struct Head {
     method: Method,
     uri: String,
     headers: Vec<(String, String)>,
     peer: Option<std::net::IpAddr>,
+}
+
+impl Head {
+    pub fn new(
+        method: Method,
+        uri: String,
+        headers: Vec<(String, String)>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Head {
+        Head {
+            method,
+            uri,
+            headers,
+            peer,
+        }
+    }
 }
 
 impl Query for Head {
@@ -48,6 +67,19 @@ impl Read for Body {
     }
 }
 
+/// A request body held in memory.
+pub struct MemoryBody(io::Cursor<Vec<u8>>);
+
+impl ErrorType for MemoryBody {
+    type Error = io::Error;
+}
+
+impl Read for MemoryBody {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
+        io::Read::read(&mut self.0, buf)
+    }
+}
+
 /// The raw socket is not exposed.
 pub struct NoRawConnection;
 
@@ -70,19 +102,42 @@ impl Write for NoRawConnection {
     }
 }
 
-struct Pending {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// A response as the handler wrote it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
-/// One request/response exchange. Responses are small (JSON documents, the kiosk's page
-/// and preview frames), so the response is buffered and sent by
-/// [`TinyConnection::finish`] with an exact `Content-Length`.
-pub struct TinyConnection {
+/// One request/response exchange on a request body `B`. Responses are small (JSON
+/// documents, the kiosk's page and preview frames), so they are buffered, to be sent whole
+/// with an exact `Content-Length`.
+pub struct Buffered<B> {
     head: Head,
-    body: Body,
-    response: Option<Pending>,
+    body: B,
+    response: Option<Response>,
+}
+
+/// An exchange with `tiny_http`, answered by [`TinyConnection::finish`].
+pub type TinyConnection = Buffered<Body>;
+
+/// An exchange held in memory; the response is [`Buffered::response`].
+pub type MemoryConnection = Buffered<MemoryBody>;
+
+impl MemoryConnection {
+    pub fn new(head: Head, body: Vec<u8>) -> MemoryConnection {
+        Buffered {
+            head,
+            body: MemoryBody(io::Cursor::new(body)),
+            response: None,
+        }
+    }
+
+    /// What the handler answered, if it started a response.
+    pub fn response(&self) -> Option<&Response> {
+        self.response.as_ref()
+    }
 }
 
 impl TinyConnection {
@@ -103,7 +158,7 @@ impl TinyConnection {
             headers,
             peer,
         };
-        TinyConnection {
+        Buffered {
             head,
             body: Body(request),
             response: None,
@@ -112,7 +167,7 @@ impl TinyConnection {
 
     /// Sends the response (a bare 500 if the handler never started one).
     pub fn finish(self) -> io::Result<()> {
-        let pending = self.response.unwrap_or(Pending {
+        let pending = self.response.unwrap_or(Response {
             status: 500,
             headers: Vec::new(),
             body: Vec::new(),
@@ -147,7 +202,7 @@ fn method(m: &tiny_http::Method) -> Method {
     }
 }
 
-impl Query for TinyConnection {
+impl<B> Query for Buffered<B> {
     fn uri(&self) -> &str {
         self.head.uri()
     }
@@ -156,29 +211,29 @@ impl Query for TinyConnection {
     }
 }
 
-impl Headers for TinyConnection {
+impl<B> Headers for Buffered<B> {
     fn header(&self, name: &str) -> Option<&str> {
         self.head.header(name)
     }
 }
 
-impl super::Peer for TinyConnection {
+impl<B> super::Peer for Buffered<B> {
     fn peer(&self) -> Option<std::net::IpAddr> {
         self.head.peer
     }
 }
 
-impl ErrorType for TinyConnection {
+impl<B> ErrorType for Buffered<B> {
     type Error = io::Error;
 }
 
-impl Read for TinyConnection {
+impl<B: Read<Error = io::Error>> Read for Buffered<B> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
         self.body.read(buf)
     }
 }
 
-impl Write for TinyConnection {
+impl<B> Write for Buffered<B> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
         match &mut self.response {
             Some(p) => {
@@ -193,13 +248,13 @@ impl Write for TinyConnection {
     }
 }
 
-impl Connection for TinyConnection {
+impl<B: Read<Error = io::Error>> Connection for Buffered<B> {
     type Headers = Head;
-    type Read = Body;
+    type Read = B;
     type RawConnectionError = io::Error;
     type RawConnection = NoRawConnection;
 
-    fn split(&mut self) -> (&Head, &mut Body) {
+    fn split(&mut self) -> (&Head, &mut B) {
         (&self.head, &mut self.body)
     }
 
@@ -216,7 +271,7 @@ impl Connection for TinyConnection {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        self.response = Some(Pending {
+        self.response = Some(Response {
             status,
             headers,
             body: Vec::new(),

@@ -52,6 +52,12 @@ pub fn identity_key() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("identity.key")
 }
 
+/// The public key of that identity, as backends trust it (`TRUSTED_AGENT_KEYS`).
+pub fn agent_public_key() -> String {
+    let key = KeyFile::load_or_create(&identity_key()).expect("the agents' identity key");
+    recognize_agent::protect::states::b64(&key.public())
+}
+
 pub mod server;
 
 /// A PNG of `w`×`h` 8-bit RGB pixels made of `chunks` (type, data) between its header

@@ -241,23 +241,22 @@ fn serve(tcp: TcpStream, shared: &Shared) {
         Some(c) => c,
         None => return,
     };
-    let (answer, request_read) = match receive(client.as_mut(), shared) {
-        Ok((head, body, reservation)) => (
-            pass_on(&shared.upstream, &head, (body, reservation), peer),
-            true,
-        ),
-        Err(Failure::Refused(e)) => (answer(&e), false),
-        Err(Failure::TimedOut) => (
-            answer(&ApiError::new(
-                408,
-                format!(
-                    "the request did not arrive in time (head {} s, body {} s)",
-                    s.head_timeout.as_secs_f32(),
-                    s.body_timeout.as_secs_f32()
-                ),
-            )),
-            false,
-        ),
+    let received = receive(client.as_mut(), shared);
+    // Only a client refused before its request was read whole may still be sending.
+    let request_read = received.is_ok();
+    let answer = match received {
+        Ok((head, body, reservation)) => {
+            pass_on(&shared.upstream, &head, (body, reservation), peer)
+        }
+        Err(Failure::Refused(e)) => answer(&e),
+        Err(Failure::TimedOut) => answer(&ApiError::new(
+            408,
+            format!(
+                "the request did not arrive in time (head {} s, body {} s)",
+                s.head_timeout.as_secs_f32(),
+                s.body_timeout.as_secs_f32()
+            ),
+        )),
         Err(Failure::Gone) => return,
     };
     client.set_deadline(Instant::now() + SEND_TIMEOUT);
