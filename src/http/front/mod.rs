@@ -170,10 +170,10 @@ impl Front {
 }
 
 /// Descriptors a connection takes: the client's socket and both ends of the Unix socket.
-const FILES_PER_CONNECTION: u64 = 3;
+const FILES_PER_CONNECTION: libc::rlim_t = 3;
 /// Descriptors kept for everything else: listeners, standard streams, the database, calls
 /// to the backend, the camera.
-const FILES_KEPT: u64 = 64;
+const FILES_KEPT: libc::rlim_t = 64;
 
 /// How many connections the open-file limit leaves room for, after raising its soft
 /// value to the hard one. `tiny_http` stops for good on a failed `accept`, so the front
