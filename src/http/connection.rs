@@ -125,13 +125,19 @@ pub type TinyConnection = Buffered<Body>;
 /// An exchange held in memory; the response is [`Buffered::response`].
 pub type MemoryConnection = Buffered<MemoryBody>;
 
-impl MemoryConnection {
-    pub fn new(head: Head, body: Vec<u8>) -> MemoryConnection {
+impl<B> Buffered<B> {
+    fn with(head: Head, body: B) -> Buffered<B> {
         Buffered {
             head,
-            body: MemoryBody(io::Cursor::new(body)),
+            body,
             response: None,
         }
+    }
+}
+
+impl MemoryConnection {
+    pub fn new(head: Head, body: Vec<u8>) -> MemoryConnection {
+        Buffered::with(head, MemoryBody(io::Cursor::new(body)))
     }
 
     /// What the handler answered, if it started a response.
@@ -152,17 +158,13 @@ impl TinyConnection {
             .iter()
             .position(|(n, _)| n.eq_ignore_ascii_case(PEER_HEADER))
             .and_then(|i| headers.remove(i).1.parse().ok());
-        let head = Head {
-            method: method(request.method()),
-            uri: request.url().to_string(),
+        let head = Head::new(
+            method(request.method()),
+            request.url().to_string(),
             headers,
             peer,
-        };
-        Buffered {
-            head,
-            body: Body(request),
-            response: None,
-        }
+        );
+        Buffered::with(head, Body(request))
     }
 
     /// Sends the response (a bare 500 if the handler never started one).
