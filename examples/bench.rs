@@ -11,12 +11,20 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use image::{RgbImage, imageops};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use recognize_agent::backend::messages::bind_message;
 use recognize_agent::capture::assess::assess;
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
 use recognize_agent::kiosk::preview;
-use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::protect::issue::Issuer;
+use recognize_agent::protect::keys::{self, KeyFile};
+use recognize_agent::protect::rotation::Template;
+use recognize_agent::protect::seal::{Sealed, SealingKey};
 use recognize_agent::protect::states::ClientType;
+use recognize_agent::protect::states::{self, ServerState};
+use recognize_agent::recovery;
 use recognize_agent::vision::decode::{DecodeOptions, decode};
 use recognize_agent::vision::filters::{Policy, evaluate};
 use recognize_agent::vision::liveness::Liveness;
@@ -78,10 +86,11 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = default_models_dir();
     let policies = Scenario::ALL.map(Policy::for_scenario);
     let liveness = Liveness::load(&dir, default_precision()?)?;
+    let sealing = SealingKey::from_secret(&[5; 32]);
     let enroller = Enroller::new(
         Models::load(&dir, default_precision()?)?,
         policies,
-        KeyFile::ephemeral()?,
+        Issuer::new(KeyFile::ephemeral()?, sealing.public().clone()),
     );
     let portrait = portrait()?;
     let opts = DecodeOptions {
@@ -98,6 +107,38 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
         let faces = models.detector.detect(&image)?;
         let face = *faces.first().ok_or("no face in the benchmark selfie")?;
         let analysis = models.analyse(&image)?;
+        let embedding = analysis
+            .primary
+            .as_ref()
+            .ok_or("no clear face in the benchmark selfie")?
+            .embedding
+            .clone();
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let issue = |rng: &mut ChaCha20Rng| {
+            enroller.issuer().issue(
+                &embedding.vector,
+                Scenario::Selfie,
+                ClientType::Backup,
+                0,
+                rng,
+            )
+        };
+        let states = issue(&mut rng)?;
+        let client = recovery::client_state(&states.client_state)?;
+        let server = states::decode::<ServerState>(&states.server_state)?.state;
+        let aad = states::template_aad(&server.keyless_id, &server.model);
+        let sealed = Sealed {
+            enc: server.enc,
+            ciphertext: server.template.clone(),
+        };
+        let device = KeyFile::ephemeral()?;
+        let enrolled = Template::from_bytes(&sealing.open(&sealed, &aad)?).ok_or("a template")?;
+        let bind = recovery::bind_request(
+            &client.keyless_id,
+            &states::b64(&[9; 32]),
+            &recovery::probe(&client, &embedding),
+            &device,
+        )?;
         let rows = [
             ("decode", time(|| decode(&jpeg, &opts).map(|i| i.width()))),
             (
@@ -118,6 +159,40 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
                 time(|| models.analyse(&image).map(|a| a.faces.len())),
             ),
             ("filters", time(|| evaluate(&analysis, &policy))),
+            (
+                "protect: rotation, sealed template, signed states",
+                time(|| issue(&mut rng).map(|s| s.server_state.len())),
+            ),
+            (
+                "device: rotate a selfie, sign the binding request",
+                time(|| {
+                    let probe = recovery::probe(&client, &embedding);
+                    recovery::bind_request(&client.keyless_id, &bind.challenge, &probe, &device)
+                        .map(|b| b.signature.len())
+                }),
+            ),
+            (
+                "backend registration: open the sealed template",
+                time(|| sealing.open(&sealed, &aad).map(|t| t.len())),
+            ),
+            (
+                "backend decision: device signature, match",
+                time(|| {
+                    let template = states::bytes(&bind.template, "template")
+                        .ok()
+                        .and_then(|t| Template::from_bytes(&t))
+                        .expect("the device's template");
+                    let message = bind_message(
+                        &client.keyless_id,
+                        &[9; 32],
+                        &device.public(),
+                        &template.to_bytes(),
+                    );
+                    let signature = states::bytes(&bind.signature, "signature").unwrap_or_default();
+                    keys::verify(&device.public(), &message, &signature)
+                        && enrolled.cosine(&template) > 0.5
+                }),
+            ),
             (
                 "liveness check (SELFIE, when on)",
                 time(|| liveness.score(&image, &face)),

@@ -1,7 +1,7 @@
 //! Writes the fuzz targets' seed corpora (`fuzz/seeds/TARGET/`) from the public test
 //! photos: small images in every format the agent decodes, raw and base64; requests as
-//! clients send them, framed every way the front accepts; the states of a real enrolment
-//! and the parts of its sketch; backend calls. Each seed is a file named after what it is.
+//! clients send them, framed every way the front accepts; the states of a real
+//! enrolment, and a version-1 state; backend calls. Each seed is a file named after what it is.
 //! `fuzz_seeds [DIR]` (default `fuzz/seeds`).
 
 use std::io::Cursor;
@@ -13,8 +13,10 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat};
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
+use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
+use recognize_agent::protect::seal::SealingKey;
+use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::DecodeOptions;
 use recognize_agent::vision::filters::Policy;
 use recognize_agent::vision::{Models, default_models_dir, default_precision};
@@ -106,13 +108,13 @@ fn main() -> Result<()> {
     let health = "GET /health-check?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
     write(&front, "health-1.0", &[&[255], health.as_bytes()])?;
 
-    // states and sketch: a real enrolment's states, and its sketch's parts.
+    // states: a real enrolment's states, and a version-1 one.
     let models = Models::load(&default_models_dir(), default_precision()?)?;
-    let enroller = Enroller::new(
-        models,
-        Scenario::ALL.map(Policy::for_scenario),
+    let issuer = Issuer::new(
         KeyFile::ephemeral()?,
+        SealingKey::from_secret(&[5; 32]).public().clone(),
     );
+    let enroller = Enroller::new(models, Scenario::ALL.map(Policy::for_scenario), issuer);
     let body = std::fs::read(fixtures.join("clean/obama.jpg"))?;
     let enrolled = enroller
         .enroll(
@@ -126,20 +128,13 @@ fn main() -> Result<()> {
     let states = out.join("states");
     write(&states, "client", &[enrolled.client_state.as_bytes()])?;
     write(&states, "server", &[enrolled.server_state.as_bytes()])?;
-    let client = ClientState::decode(&enrolled.client_state)?;
-    let sketch = client.sketch()?;
-    let mut parts = states::bytes(&client.seed, "seed")?;
-    parts.extend(sketch.mask_bytes());
-    parts.extend(sketch.helper_bytes());
-    // The selfie's bits: the helper data itself gives the word 0, a codeword.
-    parts.extend(sketch.helper_bytes());
-    write(&out.join("sketch"), "enrolled", &[&parts])?;
+    write(&states, "version-1", &[b"rcc1.eyJrZXlsZXNzSWQiOiJrIn0"])?;
 
-    // backend: method (0 GET, 1 POST, 2 DELETE), flags (1 no key, 2 signed state with the
-    // body as keylessId, 4 binding proof with the body as device key, 8 a bad signature),
-    // then path, newline, body.
+    // backend: method (0 GET, 1 POST, 2 DELETE), flags (1 no key, 2 signed and sealed
+    // state with the body as keylessId, 4 binding request with the body as template, the
+    // enrolled one if empty, 8 a bad signature), then path, newline, body.
     let backend = out.join("backend");
-    let calls: [(&str, u8, u8, &str); 9] = [
+    let calls: [(&str, u8, u8, &str); 12] = [
         ("health", 0, 0, "/health-check\n"),
         ("health-no-key", 0, 1, "/health-check\n"),
         ("openapi", 0, 1, "/openapi.yaml\n"),
@@ -158,16 +153,15 @@ fn main() -> Result<()> {
         ("commit", 1, 0, "/v1/uncommitted-users/u1/commit\n"),
         ("devices", 0, 0, "/v1/users/u1/devices\n"),
         ("delete", 2, 0, "/v1/users/u1/devices/d1\n"),
-        ("bind", 1, 4, "\nABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
+        ("delete-user", 2, 0, "/v1/users/u1\n"),
+        ("unlock", 1, 0, "/v1/users/u1/unlock\n"),
+        ("bind", 1, 4, "\n"),
+        ("bind-other", 1, 4, "\nABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
     ];
     for (name, method, flags, call) in calls {
         write(&backend, name, &[&[method, flags], call.as_bytes()])?;
     }
-    write(
-        &backend,
-        "bind-bad-signature",
-        &[&[1, 12], b"\nABCDEFGHIJKLMNOPQRSTUVWXYZ012345"],
-    )?;
+    write(&backend, "bind-bad-signature", &[&[1, 12], b"\n"])?;
     Ok(())
 }
 

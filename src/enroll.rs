@@ -3,9 +3,11 @@
 use image::RgbImage;
 
 use crate::contract::{FilterTriggered, Filters, OfflineEnrollment, Scenario};
-use crate::protect::keys::{self, KeyFile};
-use crate::protect::sketch::Sketch;
-use crate::protect::states::{self, ClientState, ClientType, Envelope, ServerState, b64};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use crate::protect::issue::Issuer;
+use crate::protect::states::{self, ClientType};
 use crate::vision::decode::{self, DecodeError, DecodeOptions};
 use crate::vision::embed::Embedding;
 use crate::vision::filters::{self, Policy};
@@ -13,14 +15,12 @@ use crate::vision::liveness::Liveness;
 use crate::vision::{Analysis, Models};
 
 /// The enrolment service: models, the per-scenario policies, the optional liveness
-/// check, the agent's identity key that signs the states.
+/// check, and the issuer of the states.
 pub struct Enroller {
     pub models: Models,
     policies: [Policy; 3],
     liveness: Option<LivenessCheck>,
-    identity: KeyFile,
-    /// The identity's public key as the states carry it.
-    agent_key: String,
+    issuer: Issuer,
 }
 
 /// Result of an enrolment that ran to the end.
@@ -97,14 +97,18 @@ impl From<DecodeError> for EnrollError {
 }
 
 impl Enroller {
-    pub fn new(models: Models, policies: [Policy; 3], identity: KeyFile) -> Enroller {
+    pub fn new(models: Models, policies: [Policy; 3], issuer: Issuer) -> Enroller {
         Enroller {
             models,
             policies,
             liveness: None,
-            agent_key: b64(&identity.public()),
-            identity,
+            issuer,
         }
+    }
+
+    /// Who signs the states and whom they are sealed to.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
     }
 
     /// Checks the liveness of `SELFIE` faces before enrolling them.
@@ -180,48 +184,24 @@ impl Enroller {
             .map(Outcome::Enrolled)
     }
 
-    /// The signed version-1 states of an accepted face.
+    /// The signed states of an accepted face, drawn from a generator seeded by the OS.
     fn states(
         &self,
         scenario: Scenario,
         client_type: ClientType,
         embedding: &Embedding,
     ) -> Result<OfflineEnrollment, EnrollError> {
-        let keyless_id = states::random_id().map_err(random_error)?;
-        let (sketch, secret) = Sketch::enrol(embedding).map_err(random_error)?;
-        let salt = states::random_bytes::<16>().map_err(random_error)?;
-        let public_key = b64(&keys::biometric_key(&secret, &salt)
-            .verifying_key()
-            .to_bytes());
-        let client = ClientState {
-            keyless_id: keyless_id.clone(),
-            client_type,
-            model: states::MODEL_ID.into(),
-            seed: b64(&sketch.seed),
-            salt: b64(&salt),
-            bits: b64(&sketch.mask_bytes()),
-            helper: b64(&sketch.helper_bytes()),
-            public_key: public_key.clone(),
-            agent_key: self.agent_key.clone(),
-            signature: String::new(),
-        }
-        .sign(&self.identity);
-        let server = ServerState {
-            keyless_id: keyless_id.clone(),
-            client_type,
-            scenario,
-            created: states::unix_seconds(),
-            model: states::MODEL_ID.into(),
-            public_key,
-            agent_key: self.agent_key.clone(),
-            signature: String::new(),
-        }
-        .sign(&self.identity);
-        Ok(OfflineEnrollment {
-            keyless_id,
-            client_state: client.encode(),
-            server_state: server.encode(),
-        })
+        let seed = states::random_bytes::<32>().map_err(random_error)?;
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        self.issuer
+            .issue(
+                &embedding.vector,
+                scenario,
+                client_type,
+                states::unix_seconds(),
+                &mut rng,
+            )
+            .map_err(|e| EnrollError::Internal(format!("sealing the template: {e}")))
     }
 }
 

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use recognize_agent::backend::api::{Backend, Settings};
 use recognize_agent::backend::client::Client;
 #[cfg(feature = "backend")]
-use recognize_agent::backend::store::Store;
+use recognize_agent::backend::store::{Budget, Store};
 use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::{Enroller, LivenessCheck};
@@ -20,8 +20,10 @@ use recognize_agent::http::{
     App, Limits, Server, Service, admission::Gate, api_key::ApiKey, front,
 };
 use recognize_agent::kiosk;
+use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::states::{self, ClientState, ClientType, Envelope};
+use recognize_agent::protect::seal::{SealingKey, SealingPublicKey};
+use recognize_agent::protect::states::{self, ClientType};
 use recognize_agent::recovery::{self, RecoveryError};
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::embed::Embedding;
@@ -55,6 +57,16 @@ struct Cli {
     /// else $XDG_STATE_HOME/recognize-agent, else ~/.local/state/recognize-agent]
     #[arg(long, env = "IDENTITY_KEY_FILE", global = true)]
     identity_key: Option<PathBuf>,
+    /// The backend's sealing key pair (X25519, created with mode 0600 on first use): the
+    /// backend opens server states with it; an agent without BACKEND_SEALING_KEY seals to
+    /// its public part, as when agent and backend share a machine [default: sealing.key
+    /// in the state directory]
+    #[arg(long, env = "SEALING_KEY_FILE", global = true)]
+    sealing_key_file: Option<PathBuf>,
+    /// The public sealing key (base64url, as `recognize-agent sealing-key` prints it on
+    /// the backend's machine) of the backend that server states are sealed to
+    #[arg(long, env = "BACKEND_SEALING_KEY", global = true)]
+    backend_sealing_key: Option<String>,
     /// Passive liveness for SELFIE enrolments: refuse (422) a face the anti-spoofing model
     /// takes for a photo or a screen. Validated on simulated spoofs only (README)
     #[arg(long, env = "LIVENESS", global = true)]
@@ -104,26 +116,24 @@ enum Command {
     Capture(CaptureArgs),
     /// Print the agent's identity public key (base64url), which backends trust.
     Identity,
-    /// On a device: whether the face in IMAGE recovers the key of a client state. Prints
-    /// {"match": bool, ...}; exit 0: match, 1: no match, 2: error (bad state, no face).
-    Verify {
-        /// File holding the clientState string
-        #[arg(long)]
-        client_state: PathBuf,
-        image: PathBuf,
-    },
-    /// On a new device: recover the key of a client state from the face in IMAGE, prove
-    /// it to the backend and bind this device (its own key pair) as an SDK device.
-    /// Prints {"keylessId", "deviceId", "type"}; exit 0: bound, 1: the face does not
-    /// recover the key (nothing is sent), 2: error (bad state, no face, backend refused).
+    /// Print the backend's public sealing key and its id (base64url), which agents seal
+    /// server states to (BACKEND_SEALING_KEY); creates the key pair on first use.
+    SealingKey,
+    /// On a new device: protect the face in IMAGE with the client state's secret, send it
+    /// to the backend with a fresh challenge, and bind this device (its own key pair) as
+    /// an SDK device if the backend finds the enrolled person. Prints {"keylessId",
+    /// "deviceId", "type"}; exit 0: bound; 1: refused, {"bound": false, "reason":
+    /// "NO_MATCH" or "LOCKED", "detail"}; 2: error (bad state, no face, backend).
     Recover(RecoverArgs),
-    /// Serve the reference backend: registers users from trusted agents' server states,
-    /// binds devices that prove the biometric key, lists and deletes devices.
+    /// Serve the reference backend: registers users from trusted agents' server states
+    /// sealed to it, binds devices whose face matches the enrolled person's, lists and
+    /// deletes devices and users.
     #[cfg(feature = "backend")]
     Backend(BackendArgs),
     /// Print the backend's audit log, one JSON object per line: {"seq", "at" (Unix
     /// seconds), "event" (REGISTERED, COMMITTED, DEVICE_BOUND, BINDING_REFUSED,
-    /// DEVICE_DELETED), "keylessId", "deviceId"}. Ids and times only.
+    /// DEVICE_DELETED, LOCKED, UNLOCKED, USER_DELETED), "keylessId", "deviceId"}. Ids
+    /// and times only.
     #[cfg(feature = "backend")]
     Audit {
         /// The backend's database [default: backend.db in the state directory]
@@ -296,6 +306,23 @@ struct BackendArgs {
     /// Seconds a recovery challenge stays valid
     #[arg(long, env = "CHALLENGE_TTL_SECONDS", default_value_t = 120)]
     challenge_ttl_seconds: u64,
+    /// Target false-match rate of recovery, from 1e-4 to 1e-2: the match threshold is the
+    /// impostor score quantile measured for it (README, Accuracy)
+    #[arg(long, env = "MATCH_TARGET_FMR",
+          default_value_t = recognize_agent::backend::matching::DEFAULT_FMR)]
+    match_target_fmr: f64,
+    /// Refused recovery attempts in a row that need no wait
+    #[arg(long, env = "RECOVERY_FREE_ATTEMPTS", default_value_t = Budget::default().free)]
+    recovery_free_attempts: u32,
+    /// Seconds to wait after the first refusal beyond the free ones, doubling after each
+    /// further refusal
+    #[arg(long, env = "RECOVERY_BACKOFF_SECONDS",
+          default_value_t = Budget::default().backoff_seconds)]
+    recovery_backoff_seconds: u64,
+    /// Refused attempts in a row that lock a user until `POST /v1/users/{id}/unlock`
+    #[arg(long, env = "RECOVERY_LOCK_AFTER", default_value_t = Budget::default().lock_after,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    recovery_lock_after: u32,
     /// Threads serving requests
     #[arg(long, env = "BACKEND_WORKERS", default_value_t = 4)]
     workers: usize,
@@ -435,7 +462,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let identity = || key_file(&cli.identity_key, "identity.key");
     let enroller = || -> Result<Enroller, Error> {
-        let enroller = Enroller::new(models(&cli)?, policies()?, identity()?);
+        let issuer = Issuer::new(identity()?, sealed_to(&cli)?);
+        let enroller = Enroller::new(models(&cli)?, policies()?, issuer);
         Ok(match liveness(&cli)? {
             Some(check) => enroller.with_liveness(check),
             None => enroller,
@@ -444,6 +472,15 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Identity => {
             let json = serde_json::json!({ "publicKey": states::b64(&identity()?.public()) });
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SealingKey => {
+            let key = sealing_key(&cli)?;
+            let json = serde_json::json!({
+                "publicKey": states::b64(&key.public().to_bytes()),
+                "keyId": states::b64(&key.public().id()),
+            });
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
@@ -480,23 +517,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             println!("{json}");
             Ok(ExitCode::from(code))
         }
-        Command::Verify {
-            ref client_state,
-            ref image,
-        } => {
-            let (json, code) = match verify(&cli, client_state, image) {
-                Ok((true, json)) => (json, 0),
-                Ok((false, json)) => (json, 1),
-                Err(e) => (serde_json::json!({ "error": e.to_string() }), 2),
-            };
-            println!("{json}");
-            Ok(ExitCode::from(code))
-        }
         Command::Recover(ref args) => {
+            let refused = |reason, detail| {
+                let json =
+                    serde_json::json!({ "bound": false, "reason": reason, "detail": detail });
+                (json.to_string(), 1)
+            };
             let (json, code) = match recover(&cli, args) {
                 Ok(bound) => (serde_json::to_string(&bound)?, 0),
                 Err(e) => match e.downcast_ref::<RecoveryError>() {
-                    Some(RecoveryError::NoMatch) => (r#"{"match":false}"#.into(), 1),
+                    Some(RecoveryError::NoMatch(detail)) => refused("NO_MATCH", detail),
+                    Some(RecoveryError::Locked(detail)) => refused("LOCKED", detail),
                     _ => (serde_json::json!({ "error": e.to_string() }).to_string(), 2),
                 },
             };
@@ -504,7 +535,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::from(code))
         }
         #[cfg(feature = "backend")]
-        Command::Backend(ref args) => backend(args),
+        Command::Backend(ref args) => backend(args, &cli),
         #[cfg(feature = "backend")]
         Command::Audit {
             ref database,
@@ -540,9 +571,42 @@ fn key_file(configured: &Option<PathBuf>, name: &str) -> Result<KeyFile, Error> 
     Ok(KeyFile::load_or_create(&path).map_err(|e| format!("key {}: {e}", path.display()))?)
 }
 
-fn read_client_state(file: &Path) -> Result<ClientState, Error> {
+/// The backend's sealing key pair, from [`state_file`]`(SEALING_KEY_FILE, "sealing.key")`.
+fn sealing_key(cli: &Cli) -> Result<SealingKey, Error> {
+    let path = state_file(&cli.sealing_key_file, "sealing.key");
+    Ok(SealingKey::load_or_create(&path)
+        .map_err(|e| format!("sealing key {}: {e}", path.display()))?)
+}
+
+/// The backend key an agent seals to: BACKEND_SEALING_KEY, else the public part of the
+/// local sealing key pair (agent and backend on one machine, the embedded default).
+fn sealed_to(cli: &Cli) -> Result<SealingPublicKey, Error> {
+    let (key, from) = match cli.backend_sealing_key.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => {
+            let key = states::bytes(text, "BACKEND_SEALING_KEY")
+                .ok()
+                .and_then(|b| SealingPublicKey::from_bytes(&b))
+                .ok_or("BACKEND_SEALING_KEY: not a 32-byte X25519 public key in base64url")?;
+            (key, "BACKEND_SEALING_KEY".to_string())
+        }
+        _ => {
+            let path = state_file(&cli.sealing_key_file, "sealing.key");
+            (
+                sealing_key(cli)?.public().clone(),
+                path.display().to_string(),
+            )
+        }
+    };
+    log::info!(
+        "server states are sealed to backend key {} ({from})",
+        states::b64(&key.id())
+    );
+    Ok(key)
+}
+
+fn read_client_state(file: &Path) -> Result<recognize_agent::protect::states::ClientState, Error> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(ClientState::decode(&text).map_err(|e| format!("{}: {e}", file.display()))?)
+    Ok(recovery::client_state(&text).map_err(|e| format!("{}: {e}", file.display()))?)
 }
 
 /// The embedding of the one clear face in `image`.
@@ -570,22 +634,6 @@ fn recover(
     let embedding = face(cli, &args.image)?;
     let device = key_file(&args.device_key, "device.key")?;
     Ok(recovery::recover(&state, &embedding, &device, &backend)?)
-}
-
-/// Whether the face in `image` recovers the key of the client state in `state_file`,
-/// and the JSON that says so.
-fn verify(cli: &Cli, state_file: &Path, image: &Path) -> Result<(bool, serde_json::Value), Error> {
-    let state = read_client_state(state_file)?;
-    let key = state.recover_key(&face(cli, image)?)?;
-    let matched = key.is_some();
-    Ok((
-        matched,
-        serde_json::json!({
-            "match": matched,
-            "keylessId": state.keyless_id,
-            "type": state.client_type,
-        }),
-    ))
 }
 
 fn capture(args: &CaptureArgs, enroller: Enroller, cli: &Cli) -> Result<ExitCode, Error> {
@@ -819,7 +867,7 @@ fn listen<S: Service>(
 }
 
 #[cfg(feature = "backend")]
-fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
+fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> {
     let api_key = ApiKey::new(&args.api_key).ok_or("BACKEND_API_KEY is empty")?;
     let trusted_agents = recognize_agent::backend::api::trusted_agents(&args.trusted_agent_keys)
         .map_err(|e| format!("TRUSTED_AGENT_KEYS: {e}"))?;
@@ -828,12 +876,28 @@ fn backend(args: &BackendArgs) -> Result<ExitCode, Error> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let store = Store::open(&path).map_err(|e| format!("database {}: {e}", path.display()))?;
+    let threshold = recognize_agent::backend::matching::for_fmr(args.match_target_fmr)
+        .map_err(|e| format!("MATCH_TARGET_FMR: {e}"))?;
+    let store = store.with_budget(Budget {
+        free: args.recovery_free_attempts,
+        backoff_seconds: args.recovery_backoff_seconds,
+        lock_after: args.recovery_lock_after,
+    });
+    let sealing = sealing_key(cli)?;
     let settings = Settings {
         api_key,
         trusted_agents,
         challenge_ttl: std::time::Duration::from_secs(args.challenge_ttl_seconds),
+        sealing,
+        threshold,
     };
-    let what = format!("backend, database {}", path.display());
+    let what = format!(
+        "backend, database {}, sealing key {}, match threshold {threshold:.3} (false-match \
+         target {:e})",
+        path.display(),
+        states::b64(&settings.sealing.public().id()),
+        args.match_target_fmr
+    );
     let backend = Backend::new(store, settings);
     let front = args
         .front

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use base64::Engine;
 use common::server::{Response, Server, read_response};
 use common::{fixture, manifest, png_claiming};
-use recognize_agent::protect::states::{ClientState, ClientType, Envelope, ServerState};
+use recognize_agent::protect::states::{self, ClientState, ClientType, ServerState};
 
 /// One shared agent with default settings, a 4 MiB body limit for the size tests.
 fn agent() -> &'static Server {
@@ -71,15 +71,15 @@ fn offline_enrollment_returns_fresh_states() {
     let (a, b) = (a.json(), b.json());
     assert_ne!(a["keylessId"], b["keylessId"]);
     assert_ne!(a["clientState"], b["clientState"]);
-    let client = ClientState::decode(a["clientState"].as_str().unwrap()).unwrap();
-    assert_eq!(client.keyless_id, a["keylessId"].as_str().unwrap());
-    let server = ServerState::decode(a["serverState"].as_str().unwrap()).unwrap();
-    assert_eq!(server.keyless_id, client.keyless_id);
-    assert_eq!(client.client_type, ClientType::Backup);
-    assert_eq!(
-        (&server.public_key, &server.agent_key),
-        (&client.public_key, &client.agent_key)
-    );
+    let client = states::decode::<ClientState>(a["clientState"].as_str().unwrap()).unwrap();
+    assert_eq!(client.state.keyless_id, a["keylessId"].as_str().unwrap());
+    let server = states::decode::<ServerState>(a["serverState"].as_str().unwrap()).unwrap();
+    assert_eq!(server.state.keyless_id, client.state.keyless_id);
+    assert_eq!(client.state.client_type, ClientType::Backup);
+    assert_eq!(server.agent, client.agent);
+    assert_eq!(server.state.sealed_to, common::sealing_key().public().id());
+    let other = states::decode::<ClientState>(b["clientState"].as_str().unwrap()).unwrap();
+    assert_ne!(client.state.seed, other.state.seed);
 }
 
 #[test]
@@ -91,8 +91,8 @@ fn client_state_type_header_selects_temporary_states() {
     };
     let r = enroll("TEMPORARY");
     assert_eq!(r.status, 200);
-    let client = ClientState::decode(r.json()["clientState"].as_str().unwrap()).unwrap();
-    assert_eq!(client.client_type, ClientType::Temporary);
+    let client = states::decode::<ClientState>(r.json()["clientState"].as_str().unwrap());
+    assert_eq!(client.unwrap().state.client_type, ClientType::Temporary);
     let r = enroll("FOREVER");
     assert_eq!(r.status, 400);
     assert!(

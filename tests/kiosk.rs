@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::fixtures;
 use common::server::Server;
-use recognize_agent::protect::states::{ClientState, Envelope};
 
 /// A directory holding `files` (fixtures) in play order.
 fn frames(name: &str, files: &[&str]) -> PathBuf {
@@ -137,17 +136,14 @@ fn advice_follows_the_frames_and_start_enrols_the_person() {
     let answer = server.request("GET", "/kiosk/result", &[], b"").json();
     assert_eq!(answer["keylessId"], result["keylessId"]);
     assert!(answer["serverState"].is_string());
-    let state = ClientState::decode(answer["clientState"].as_str().unwrap()).unwrap();
     // Only the loop's one clear face (obama.jpg) can have been enrolled.
     let bytes = std::fs::read(fixtures().join("clean/obama_dark.jpg")).unwrap();
     let image = image::load_from_memory(&bytes).unwrap().to_rgb8();
     let other = common::enroller().models.analyse(&image).unwrap();
-    assert!(
-        state
-            .recover_key(&other.primary.unwrap().embedding)
-            .unwrap()
-            .is_some()
-    );
+    let state = |k: &str| answer[k].as_str().unwrap().to_string();
+    let embedding = other.primary.unwrap().embedding;
+    let score = common::match_score(&state("clientState"), &state("serverState"), &embedding);
+    assert!(score >= common::threshold(), "{score}");
 }
 
 #[test]

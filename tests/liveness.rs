@@ -10,7 +10,6 @@ use common::server::Server;
 use common::{enroller, fixture};
 use recognize_agent::contract::{FilterStatus, Scenario};
 use recognize_agent::enroll::{Enroller, LivenessCheck, Outcome};
-use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::filters::Policy;
@@ -27,7 +26,7 @@ fn checking() -> &'static Enroller {
         Enroller::new(
             models,
             Scenario::ALL.map(Policy::for_scenario),
-            KeyFile::ephemeral().unwrap(),
+            common::issuer(),
         )
         .with_liveness(LivenessCheck {
             model,

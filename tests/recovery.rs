@@ -1,6 +1,7 @@
 //! Account recovery end to end, over real HTTP with real photos: an agent and a backend
 //! process on ephemeral ports, enrolment offline and online, registration and commit,
-//! recovery on a new device by `recognize-agent recover`, device listing and deletion.
+//! recovery on a new device by `recognize-agent recover` (the backend matches the
+//! protected templates), the attempt budget, device and user listing and deletion.
 #![cfg(feature = "backend")]
 
 mod common;
@@ -12,11 +13,15 @@ use std::sync::OnceLock;
 
 use common::fixture;
 use common::server::{Response, Server};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::backend::client::{CallError, Client};
 use recognize_agent::backend::messages::Bind;
-use recognize_agent::backend::store::{FAILURE_WINDOW_SECONDS, MAX_RECENT_FAILURES};
+use recognize_agent::contract::Scenario;
+use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::states::{self, ClientState, Envelope, ServerState};
+use recognize_agent::protect::seal::SealingKey;
+use recognize_agent::protect::states::{self, ClientState, ClientType, ServerState};
 use recognize_agent::recovery;
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use serde_json::{Value, json};
@@ -128,13 +133,19 @@ fn enrolled(photo: &str) -> (String, String) {
     (id, client)
 }
 
-/// Runs `recognize-agent recover` with the client state in a file: (exit code, JSON).
+/// Runs `recognize-agent recover` against the shared backend: (exit code, JSON).
 fn recover(client_state: &str, photo: &str, device_key: &Path) -> (i32, Value) {
+    recover_at(&backend_url(), client_state, photo, device_key)
+}
+
+/// Runs `recognize-agent recover` with the client state in a file against the backend
+/// at `url`: (exit code, JSON).
+fn recover_at(url: &str, client_state: &str, photo: &str, device_key: &Path) -> (i32, Value) {
     let state_file = scratch().join(format!("{}.state", states::b64(&rand_tag())));
     std::fs::write(&state_file, client_state).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
         .arg("recover")
-        .args(["--backend", &backend_url(), "--api-key", API_KEY])
+        .args(["--backend", url, "--api-key", API_KEY])
         .arg("--client-state")
         .arg(&state_file)
         .arg("--device-key")
@@ -225,11 +236,26 @@ fn offline_enrolment_is_registered_committed_and_recovered_on_a_new_device() {
         keys.retain(|k| *k != "deviceId");
         assert_eq!(keys, ["at", "event", "keylessId", "seq"]);
     }
+
+    // The user is deleted: the client state no longer recovers anything, the server state
+    // no longer matters.
+    let user = format!("/v1/users/{id}");
+    assert_eq!(call("DELETE", &user, &Value::Null).status, 204);
+    assert_status(&call("DELETE", &user, &Value::Null), 404, &id);
+    let (code, out) = recover(&client, "clean/obama2.jpg", &device_key);
+    assert_eq!(code, 2, "{out}");
+    assert!(out["error"].as_str().unwrap().contains("404"), "{out}");
+    assert_status(&call("GET", &devices_path, &Value::Null), 404, &id);
+    assert_eq!(audit(&id).last().unwrap()["event"], "USER_DELETED");
 }
 
 /// The entries of `recognize-agent audit` on the shared backend's database for user `id`.
 fn audit(id: &str) -> Vec<Value> {
-    let db = scratch().join("backend.db");
+    audit_of(&scratch().join("backend.db"), id)
+}
+
+/// The entries of `recognize-agent audit` on database `db` for user `id`.
+fn audit_of(db: &Path, id: &str) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
         .args(["audit", "--database", db.to_str().unwrap()])
         .output()
@@ -247,31 +273,81 @@ fn audit(id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Impostors until the lock; the genuine person is then refused with the lock's reason
+/// until the management call lifts it. Every attempt is in the audit log.
 #[test]
-fn refused_proofs_soon_stop_new_challenges() {
-    let (id, _) = enrolled("clean/biden.jpg");
-    let backend = Client::new(&backend_url(), API_KEY).unwrap();
-    let device = KeyFile::ephemeral().unwrap().public();
-    let path = format!("/v1/users/{id}/devices");
-    // Guessing: each proof signed by a key that is not the user's.
-    for _ in 0..MAX_RECENT_FAILURES {
-        let challenge = backend.challenge(&id).unwrap();
-        let guess = KeyFile::ephemeral().unwrap().key;
-        let proof = recovery::proof(&guess, &id, &challenge.challenge, &device).unwrap();
-        let r = call("POST", &path, &serde_json::to_value(&proof).unwrap());
-        assert_status(&r, 403, "does not verify");
+fn impostor_attempts_lock_the_user_until_unlocked() {
+    let strict = start_backend(
+        "strict.db",
+        &[
+            ("RECOVERY_LOCK_AFTER", "3"),
+            ("RECOVERY_BACKOFF_SECONDS", "0"),
+        ],
+    );
+    let url = format!("http://{}", strict.addr);
+    let (id, client, server) = enrol_offline("clean/biden.jpg");
+    let backend = Client::new(&url, API_KEY).unwrap();
+    assert_eq!(backend.register(&server).unwrap(), id);
+    let device = scratch().join("lock.key");
+    for (i, impostor) in ["clean/obama.jpg", "clean/astronaut.jpg", "clean/obama2.jpg"]
+        .into_iter()
+        .enumerate()
+    {
+        let (code, out) = recover_at(&url, &client, impostor, &device);
+        let reason = if i < 2 { "NO_MATCH" } else { "LOCKED" };
+        assert_eq!(
+            (code, out["bound"].clone(), out["reason"].as_str()),
+            (1, json!(false), Some(reason)),
+            "{out}"
+        );
+    }
+    let (code, out) = recover_at(&url, &client, "clean/biden_bright.jpg", &device);
+    assert_eq!((code, out["reason"].as_str()), (1, Some("LOCKED")), "{out}");
+    assert!(out["detail"].as_str().unwrap().contains("unlock"), "{out}");
+    backend.unlock(&id).unwrap();
+    let (code, out) = recover_at(&url, &client, "clean/biden_bright.jpg", &device);
+    assert_eq!((code, &out["type"]), (0, &json!("SDK")), "{out}");
+    let log = audit_of(&strict_db(), &id);
+    let events: Vec<&str> = log.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        [
+            "REGISTERED",
+            "COMMITTED",
+            "BINDING_REFUSED",
+            "BINDING_REFUSED",
+            "BINDING_REFUSED",
+            "LOCKED",
+            "UNLOCKED",
+            "DEVICE_BOUND"
+        ]
+    );
+}
+
+fn strict_db() -> PathBuf {
+    scratch().join("strict.db")
+}
+
+/// After the free refusals the backend asks the device to wait, and says how long.
+#[test]
+fn refusals_beyond_the_free_ones_make_the_device_wait() {
+    let (id, client) = enrolled("clean/obama3.jpg");
+    let device = scratch().join("wait.key");
+    for _ in 0..4 {
+        let (code, out) = recover(&client, "clean/biden.jpg", &device);
+        assert_eq!(
+            (code, out["reason"].as_str()),
+            (1, Some("NO_MATCH")),
+            "{out}"
+        );
     }
     let r = call("POST", &format!("/v1/users/{id}/challenges"), &Value::Null);
-    assert_status(&r, 429, "refused bindings");
-    assert_eq!(
-        r.header("Retry-After"),
-        Some(FAILURE_WINDOW_SECONDS.to_string().as_str())
-    );
-    let refused = audit(&id);
-    let refused = refused.iter().filter(|e| e["event"] == "BINDING_REFUSED");
-    assert_eq!(refused.count(), MAX_RECENT_FAILURES);
+    assert_status(&r, 429, "try again in");
+    let wait: u64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
     // Other users are not held back.
-    let (other, _) = enrolled("clean/obama3.jpg");
+    let (other, _) = enrolled("clean/obama2.jpg");
+    let backend = Client::new(&backend_url(), API_KEY).unwrap();
     assert!(backend.challenge(&other).is_ok());
 }
 
@@ -303,14 +379,24 @@ fn online_enrolment_registers_and_commits_in_one_call() {
 }
 
 #[test]
-fn another_person_recovers_nothing_and_binds_nothing() {
+fn another_person_binds_nothing_and_the_try_is_counted() {
     let (id, client) = enrolled("clean/obama.jpg");
     let (code, out) = recover(&client, "clean/biden.jpg", &scratch().join("d3.key"));
-    assert_eq!((code, out), (1, json!({ "match": false })));
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        (&out["bound"], &out["reason"]),
+        (&json!(false), &json!("NO_MATCH"))
+    );
+    assert!(
+        out["detail"].as_str().unwrap().contains("does not match"),
+        "{out}"
+    );
     assert_eq!(types(&id), ["BACKUP"]);
-    // The device never even asked the backend for a challenge.
-    let asked = count("SELECT count(*) FROM challenges WHERE keyless_id = ?1", &id);
-    assert_eq!(asked, 0);
+    // The challenge is spent, the refusal counted and audited.
+    let open = count("SELECT count(*) FROM challenges WHERE keyless_id = ?1", &id);
+    let failures = count("SELECT failures FROM users WHERE keyless_id = ?1", &id);
+    assert_eq!((open, failures), (0, 1));
+    assert_eq!(audit(&id).last().unwrap()["event"], "BINDING_REFUSED");
 }
 
 /// The embedding of `photo`, computed here as a device would.
@@ -321,75 +407,134 @@ fn embedding(photo: &str) -> recognize_agent::vision::embed::Embedding {
 }
 
 #[test]
-fn forged_and_replayed_proofs_are_refused() {
+fn forged_replayed_and_foreign_binding_requests_are_refused() {
     let (id, client) = enrolled("clean/obama.jpg");
-    let state = ClientState::decode(&client).unwrap();
+    let state = recovery::client_state(&client).unwrap();
     let backend = Client::new(&backend_url(), API_KEY).unwrap();
-    let device = KeyFile::ephemeral().unwrap().public();
-    let bind = |key: &ed25519_dalek::SigningKey, challenge: &str| {
-        recovery::proof(key, &id, challenge, &device).unwrap()
-    };
+    let device = KeyFile::ephemeral().unwrap();
+    let genuine = recovery::probe(&state, &embedding("clean/obama2.jpg"));
+    let request =
+        |challenge: &str| recovery::bind_request(&id, challenge, &genuine, &device).unwrap();
     let path = format!("/v1/users/{id}/devices");
     let post = |b: &Bind| call("POST", &path, &serde_json::to_value(b).unwrap());
 
-    // Signed by a key that is not the user's: refused, and the challenge is spent.
+    // Signed by another key than the one it names: refused, the challenge kept.
     let challenge = backend.challenge(&id).unwrap();
-    let forged = bind(&KeyFile::ephemeral().unwrap().key, &challenge.challenge);
-    assert_status(&post(&forged), 403, "does not verify");
-    let genuine_key = state.recover_key(&embedding("clean/obama2.jpg")).unwrap();
-    let genuine_key = genuine_key.expect("the same person recovers the key");
-    let late = bind(&genuine_key, &challenge.challenge);
-    assert_status(&post(&late), 409, "used or expired");
+    let mut forged = request(&challenge.challenge);
+    forged.device_public_key = states::b64(&KeyFile::ephemeral().unwrap().public());
+    assert_status(&post(&forged), 400, "signature");
+    // Another person's face: refused, and the challenge is spent.
+    let impostor = recovery::probe(&state, &embedding("clean/biden.jpg"));
+    let wrong = recovery::bind_request(&id, &challenge.challenge, &impostor, &device).unwrap();
+    assert_status(&post(&wrong), 403, "does not match");
+    assert_status(
+        &post(&request(&challenge.challenge)),
+        409,
+        "used or expired",
+    );
 
-    // A genuine proof binds once; replayed, it is refused.
+    // A genuine request binds once; replayed, it is refused.
     let challenge = backend.challenge(&id).unwrap();
-    let proof = bind(&genuine_key, &challenge.challenge);
-    assert_eq!(post(&proof).status, 201);
-    assert_status(&post(&proof), 409, "used or expired");
+    let genuine_request = request(&challenge.challenge);
+    assert_eq!(post(&genuine_request).status, 201);
+    assert_status(&post(&genuine_request), 409, "used or expired");
     // A challenge the backend never gave, and one for another user.
-    let made_up = bind(&genuine_key, &states::b64(&[7; 32]));
-    assert_status(&post(&made_up), 409, "unknown");
+    assert_status(&post(&request(&states::b64(&[7; 32]))), 409, "unknown");
     let (other, _) = enrolled("clean/biden.jpg");
     let theirs = backend.challenge(&other).unwrap();
-    assert_status(
-        &post(&bind(&genuine_key, &theirs.challenge)),
-        409,
-        "unknown",
-    );
+    assert_status(&post(&request(&theirs.challenge)), 409, "unknown");
     assert_eq!(types(&id), ["BACKUP", "SDK"]);
-    // Malformed proofs are clear 400s.
-    let mut bad = proof.clone();
+    // Malformed requests are clear 400s.
+    let mut bad = genuine_request.clone();
     bad.device_public_key = "AAAA".into();
     assert_status(&post(&bad), 400, "devicePublicKey");
-    let r = call("POST", &path, &json!({ "challenge": proof.challenge }));
+    let mut bad = genuine_request.clone();
+    bad.template = states::b64(&[0; 768]);
+    assert_status(&post(&bad), 400, "template");
+    let r = call(
+        "POST",
+        &path,
+        &json!({ "challenge": genuine_request.challenge }),
+    );
     assert_status(&r, 400, "JSON");
 }
 
+/// States issued here by the tests' trusted agent, sealed to `sealing`, made at `now`.
+fn issued(sealing: &SealingKey, now: u64) -> String {
+    let identity = KeyFile::load_or_create(&common::identity_key()).unwrap();
+    let issuer = Issuer::new(identity, sealing.public().clone());
+    let mut rng = ChaCha20Rng::from_seed(states::random_bytes().unwrap());
+    let e = embedding("clean/obama.jpg");
+    issuer
+        .issue(
+            &e.vector,
+            Scenario::Selfie,
+            ClientType::Backup,
+            now,
+            &mut rng,
+        )
+        .unwrap()
+        .server_state
+}
+
 #[test]
-fn tampered_and_untrusted_states_are_refused() {
+fn tampered_untrusted_misdirected_expired_and_version_1_states_are_refused() {
     let (_, client, server) = enrol_offline("clean/obama.jpg");
     let register = |state: &str| call("POST", "/v1/users", &json!({ "serverState": state }));
-    let mut altered = ServerState::decode(&server).unwrap();
-    altered.public_key = states::b64(&KeyFile::ephemeral().unwrap().public());
-    assert_status(&register(&altered.encode()), 400, "signature");
+    let mut tampered = server.clone().into_bytes();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    assert_status(
+        &register(std::str::from_utf8(&tampered).unwrap()),
+        400,
+        "serverState",
+    );
     assert_status(&register(&server[..server.len() / 2]), 400, "serverState");
-    assert_status(&register("rcc1.e30"), 400, "serverState");
+    assert_status(&register(&client), 400, "rcs2");
+    assert_status(
+        &register("rcs1.eyJrZXlsZXNzSWQiOiJrIn0"),
+        400,
+        "no longer accepted",
+    );
     // Well signed, but by an agent the backend does not trust.
     let stranger = KeyFile::ephemeral().unwrap();
-    let mut foreign = ServerState::decode(&server).unwrap();
-    foreign.agent_key = states::b64(&stranger.public());
-    assert_status(&register(&foreign.sign(&stranger).encode()), 403, "trust");
+    let payload = states::decode::<ServerState>(&server).unwrap().state;
+    assert_status(
+        &register(&states::encode(&payload, &stranger)),
+        403,
+        "trust",
+    );
+    // Signed by a trusted agent, but sealed to another backend, or too old.
+    let elsewhere = SealingKey::from_secret(&[8; 32]);
+    assert_status(
+        &register(&issued(&elsewhere, states::unix_seconds())),
+        400,
+        "sealed to",
+    );
+    let old =
+        states::unix_seconds() - recognize_agent::protect::issue::REGISTRATION_WINDOW_SECONDS - 10;
+    assert_status(
+        &register(&issued(&common::sealing_key(), old)),
+        400,
+        "expired",
+    );
     // None of these registered the user.
-    let id = ServerState::decode(&server).unwrap().keyless_id;
+    let id = payload.keyless_id;
     let r = call("GET", &format!("/v1/users/{id}/devices"), &Value::Null);
     assert_eq!(r.status, 404);
 
     // A tampered or truncated client state is refused on the device.
     assert_eq!(register(&server).status, 201);
-    let mut state = ClientState::decode(&client).unwrap();
-    state.helper = states::b64(&[0; 64]);
+    let mut state = states::decode::<ClientState>(&client).unwrap();
+    state.state.seed = [0; 32];
+    let stranger_signed = states::encode(&state.state, &stranger);
+    let forged = stranger_signed.replacen(
+        &states::b64(&stranger.public()),
+        &states::b64(&state.agent),
+        1,
+    );
     let device_key = scratch().join("d4.key");
-    let (code, out) = recover(&state.encode(), "clean/obama.jpg", &device_key);
+    let (code, out) = recover(&forged, "clean/obama.jpg", &device_key);
     assert_eq!(code, 2, "{out}");
     assert!(
         out["error"].as_str().unwrap().contains("signature"),
@@ -397,6 +542,19 @@ fn tampered_and_untrusted_states_are_refused() {
     );
     let (code, _) = recover(&client[..client.len() - 9], "clean/obama.jpg", &device_key);
     assert_eq!(code, 2);
+    let (code, out) = recover(
+        "rcc1.eyJrZXlsZXNzSWQiOiJrIn0",
+        "clean/obama.jpg",
+        &device_key,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("no longer accepted"),
+        "{out}"
+    );
     assert_eq!(types(&id), ["BACKUP"]);
 }
 
@@ -411,6 +569,8 @@ fn every_backend_call_needs_the_api_key() {
         ("GET", format!("/v1/users/{id}/devices")),
         ("POST", format!("/v1/users/{id}/devices")),
         ("POST", format!("/v1/users/{id}/challenges")),
+        ("POST", format!("/v1/users/{id}/unlock")),
+        ("DELETE", format!("/v1/users/{id}")),
         ("DELETE", format!("/v1/users/{id}/devices/x")),
         ("GET", "/no/such/path".to_string()),
     ] {
@@ -475,14 +635,11 @@ fn an_expired_challenge_is_refused() {
     assert_eq!(backend.register(&server).unwrap(), id);
     let challenge = backend.challenge(&id).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let state = ClientState::decode(&client).unwrap();
-    let key = state
-        .recover_key(&embedding("clean/obama.jpg"))
-        .unwrap()
-        .unwrap();
-    let device = KeyFile::ephemeral().unwrap().public();
-    let proof = recovery::proof(&key, &id, &challenge.challenge, &device).unwrap();
-    let refused = backend.bind(&id, &proof).unwrap_err();
+    let state = recovery::client_state(&client).unwrap();
+    let probe = recovery::probe(&state, &embedding("clean/obama.jpg"));
+    let device = KeyFile::ephemeral().unwrap();
+    let request = recovery::bind_request(&id, &challenge.challenge, &probe, &device).unwrap();
+    let refused = backend.bind(&id, &request).unwrap_err();
     assert!(
         matches!(&refused, CallError::Refused { status: 409, detail } if detail.contains("expired")),
         "{refused}"
@@ -595,5 +752,46 @@ fn kill_9_during_a_burst_of_registrations_loses_no_acknowledged_one() {
     eprintln!(
         "{} registrations acknowledged before the kill, all present",
         acknowledged.len()
+    );
+}
+
+/// With no key configured, agent and backend on one machine share the sealing key pair of
+/// the state directory: the agent says at start which key it seals to, and a backend
+/// there registers its states.
+#[test]
+fn an_unconfigured_agent_seals_to_the_local_backend() {
+    let dir = scratch().join("local-state");
+    let state_dir = dir.to_str().unwrap();
+    let start = |command: &str, env: &[(&str, &str)]| {
+        let mut cmd = Server::command(command, "127.0.0.1", &[], env);
+        cmd.env_remove("SEALING_KEY_FILE")
+            .env("STATE_DIRECTORY", state_dir);
+        Server::start(cmd)
+    };
+    let agent = start("serve", &[]);
+    let key_file = dir.join("sealing.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let id = states::b64(&SealingKey::load_or_create(&key_file).unwrap().public().id());
+    assert!(
+        agent.logs(&format!("sealed to backend key {id}")),
+        "{}",
+        agent.log.lock().unwrap()
+    );
+    let r = agent.enroll("SELFIE", &fixture("clean/obama.jpg"));
+    assert_eq!(r.status, 200);
+    let server = r.json()["serverState"].as_str().unwrap().to_string();
+    let agents = common::agent_public_key();
+    let backend = start(
+        "backend",
+        &[
+            ("BACKEND_API_KEY", API_KEY),
+            ("TRUSTED_AGENT_KEYS", &agents),
+        ],
+    );
+    let client = Client::new(&format!("http://{}", backend.addr), API_KEY).unwrap();
+    assert_eq!(
+        client.register(&server).unwrap(),
+        r.json()["keylessId"].as_str().unwrap()
     );
 }

@@ -1,48 +1,56 @@
 //! The backend's routes on any request: method, path, `X-Api-Key` and body from the
 //! fuzzer, against a fresh in-memory store holding one committed user. Flags in the input
-//! also let it send states signed by a trusted agent (with any keylessId) and binding
-//! proofs for a real challenge, validly signed or not, so that it reaches the logic behind
-//! the signatures. Whatever it sends: an answer of the API with a JSON body, never a 5xx.
+//! also let it send states signed by a trusted agent and sealed to the backend (with any
+//! keylessId) and binding requests for a real challenge with any template, validly
+//! signed or not, so that it reaches the logic behind the signatures. Whatever it sends:
+//! an answer of the API with a JSON body, never a 5xx.
 #![no_main]
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ed25519_dalek::{Signer, SigningKey};
 use embedded_svc::http::Method;
 use libfuzzer_sys::fuzz_target;
 use recognize_agent::backend::api::{Backend, Settings};
-use recognize_agent::backend::messages::{DeviceType, proof_message};
+use recognize_agent::backend::messages::{DeviceType, bind_message};
 use recognize_agent::backend::store::{NewUser, Store};
 use recognize_agent::contract::Scenario;
 use recognize_agent::http::Service;
 use recognize_agent::http::api_key::{ApiKey, HEADER};
 use recognize_agent::http::connection::{Head, MemoryConnection, Response};
-use recognize_agent::protect::keys::{self, KeyFile};
-use recognize_agent::protect::states::{self, ClientType, Envelope, ServerState, MODEL_ID};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use recognize_agent::protect::issue::Issuer;
+use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::protect::rotation::{Rotation, random_unit};
+use recognize_agent::protect::seal::SealingKey;
+use recognize_agent::protect::states::{self, ClientType};
 
 const KEY: &str = "fuzz-key";
 const USER: &str = "u1";
 
 /// Statuses the backend may answer with.
-const STATUSES: [u16; 11] = [200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 429];
+const STATUSES: [u16; 12] = [200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 423, 429];
 
 fn agent() -> &'static KeyFile {
     static AGENT: OnceLock<KeyFile> = OnceLock::new();
     AGENT.get_or_init(|| KeyFile::ephemeral().unwrap())
 }
 
-/// The committed user's biometric key.
-fn user_key() -> SigningKey {
-    keys::biometric_key(b"fuzz secret", b"fuzz salt")
+fn sealing() -> SealingKey {
+    SealingKey::from_secret(&[5; 32])
+}
+
+/// The committed user's template.
+fn template() -> Vec<u8> {
+    Rotation::from_seed(&[6; 32]).protect(&random_unit(1)).to_bytes()
 }
 
 fn backend() -> Backend {
     let mut store = Store::open(":memory:".as_ref()).unwrap();
-    let public = user_key().verifying_key().to_bytes();
     let user = NewUser {
         keyless_id: USER,
-        public_key: &public,
+        template: &template(),
         agent_key: &agent().public(),
         scenario: "SELFIE",
         created: 0,
@@ -53,6 +61,8 @@ fn backend() -> Backend {
         api_key: ApiKey::new(KEY).unwrap(),
         trusted_agents: vec![agent().public()],
         challenge_ttl: Duration::from_secs(60),
+        sealing: sealing(),
+        threshold: 0.5,
     };
     Backend::new(store, settings)
 }
@@ -76,21 +86,25 @@ fuzz_target!(|data: &[u8]| {
         // A state a trusted agent signed, for whatever keylessId the body names.
         request.body = serde_json::json!({"serverState": signed_state(body)}).to_string().into_bytes();
     } else if flags & 4 != 0 {
-        // A binding proof for a real challenge: the body's bytes as the device key, signed
-        // by the user's key unless the flags say otherwise.
+        // A binding request for a real challenge: the body's bytes as the template, signed
+        // by the device key unless the flags say otherwise (the enrolled template itself
+        // when the body is empty).
         let challenge = exchange(&backend, Request::post(&format!("/v1/users/{USER}/challenges"), b""));
         let Some(challenge) = challenge.1["challenge"].as_str().map(String::from) else {
             return;
         };
-        let device = states::b64(body.as_bytes());
+        let device = KeyFile::ephemeral().unwrap();
+        let template = if body.is_empty() { template() } else { body.as_bytes().to_vec() };
         let nonce = states::bytes(&challenge, "challenge").unwrap();
-        let mut message = proof_message(USER, &nonce, body.as_bytes());
+        let mut message = bind_message(USER, &nonce, &device.public(), &template);
         if flags & 8 != 0 {
             message.push(0);
         }
-        let signature = states::b64(&user_key().sign(&message).to_bytes());
         let proof = serde_json::json!({
-            "challenge": challenge, "devicePublicKey": device, "signature": signature,
+            "challenge": challenge,
+            "template": states::b64(&template),
+            "devicePublicKey": states::b64(&device.public()),
+            "signature": states::b64(&device.sign(&message)),
         });
         request = Request::post(&format!("/v1/users/{USER}/devices"), proof.to_string().as_bytes());
     }
@@ -121,20 +135,26 @@ fn exchange(backend: &Backend, request: Request) -> (u16, serde_json::Value) {
     (status, json)
 }
 
-/// A server state for `keyless_id`, signed by the trusted agent.
+/// A server state for `keyless_id`, signed by the trusted agent and sealed to the backend.
 fn signed_state(keyless_id: &str) -> String {
-    ServerState {
-        keyless_id: keyless_id.to_string(),
-        client_type: ClientType::Backup,
-        scenario: Scenario::Selfie,
-        created: 0,
-        model: MODEL_ID.into(),
-        public_key: states::b64(&user_key().verifying_key().to_bytes()),
-        agent_key: states::b64(&agent().public()),
-        signature: String::new(),
+    let issuer = Issuer::new(
+        KeyFile { key: agent().key.clone() },
+        sealing().public().clone(),
+    );
+    let mut rng = ChaCha20Rng::from_seed([7; 32]);
+    let mut state = issuer
+        .issue(&random_unit(2), Scenario::Selfie, ClientType::Backup, 0, &mut rng)
+        .unwrap()
+        .server_state;
+    // The issuer draws its own keylessId; states for any other are forged here the way
+    // only a trusted agent could.
+    if !keyless_id.is_empty() {
+        let signed = states::decode::<states::ServerState>(&state).unwrap();
+        let mut server = signed.state;
+        server.keyless_id = keyless_id.to_string();
+        state = states::encode(&server, agent());
     }
-    .sign(agent())
-    .encode()
+    state
 }
 
 struct Request {

@@ -1,8 +1,8 @@
 //! The backend's routes, on `embedded-svc`'s HTTP server traits like the agent's.
 //!
 //! Every call carries `X-Api-Key`. Users are registered only from server states signed by
-//! a trusted agent; a device is bound only with a fresh challenge signed by the user's
-//! biometric key.
+//! a trusted agent and sealed to this backend; a device is bound only when the template
+//! it sends with a fresh challenge matches the user's, within the user's attempt budget.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -10,15 +10,18 @@ use std::time::Duration;
 use embedded_svc::http::Method;
 use embedded_svc::http::server::Connection;
 
+use super::matching;
 use super::messages::{self, Bind, Bound, Challenge, DeviceType, Devices, Register, Registered};
-use super::store::{FAILURE_WINDOW_SECONDS, NewUser, Store, StoreError};
+use super::store::{Attempt, NewUser, Store, StoreError};
 use crate::contract::Health;
 use crate::http::Service;
 use crate::http::api_key::ApiKey;
 use crate::http::error::ApiError;
 use crate::http::exchange::{Reply, YAML, exchange, method_not_allowed, read_json};
 use crate::protect::keys;
-use crate::protect::states::{self, Envelope, ServerState};
+use crate::protect::rotation::Template;
+use crate::protect::seal::{Sealed, SealingKey};
+use crate::protect::states::{self, ServerState};
 
 /// Largest request body: the API's documents are small.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,6 +40,10 @@ pub struct Settings {
     pub trusted_agents: Vec<[u8; 32]>,
     /// How long a challenge stays valid.
     pub challenge_ttl: Duration,
+    /// The key server states are sealed to.
+    pub sealing: SealingKey,
+    /// The cosine at or above which a template matches the user's.
+    pub threshold: f32,
 }
 
 /// Agent identity keys as `recognize-agent identity` prints them (base64url), checked;
@@ -87,6 +94,8 @@ enum Route<'a> {
     OpenApi,
     Register { committed: bool },
     Commit(&'a str),
+    User(&'a str),
+    Unlock(&'a str),
     Challenges(&'a str),
     Devices(&'a str),
     Device(&'a str, &'a str),
@@ -110,6 +119,8 @@ impl<'a> Route<'a> {
             ["uncommitted-users"] => (Route::Register { committed: false }, "POST"),
             ["users"] => (Route::Register { committed: true }, "POST"),
             ["uncommitted-users", u, "commit"] => (Route::Commit(id(u)?), "POST"),
+            ["users", u] => (Route::User(id(u)?), "DELETE"),
+            ["users", u, "unlock"] => (Route::Unlock(id(u)?), "POST"),
             ["users", u, "challenges"] => (Route::Challenges(id(u)?), "POST"),
             ["users", u, "devices"] => (Route::Devices(id(u)?), "GET, POST"),
             ["users", u, "devices", d] => (Route::Device(id(u)?, id(d)?), "DELETE"),
@@ -147,16 +158,16 @@ impl Backend {
                 self.register(&body.server_state, committed)
             }
             (Route::Commit(id), Method::Post) => {
-                self.store()
-                    .commit(id, states::unix_seconds())
-                    .map_err(|e| store_error(e, id))?;
-                log::info!(target: "backend", "committed {id}");
-                Ok(Reply::json(
-                    200,
-                    &Registered {
-                        keyless_id: id.into(),
-                    },
-                ))
+                self.change(id, "committed", Store::commit)?;
+                Ok(registered(200, id))
+            }
+            (Route::User(id), Method::Delete) => {
+                self.change(id, "deleted user", Store::delete_user)?;
+                Ok(Reply::no_content())
+            }
+            (Route::Unlock(id), Method::Post) => {
+                self.change(id, "unlocked", Store::unlock)?;
+                Ok(registered(200, id))
             }
             (Route::Challenges(id), Method::Post) => self.challenge(id),
             (Route::Devices(id), Method::Get) => {
@@ -183,47 +194,75 @@ impl Backend {
         }
     }
 
+    /// Runs a change of user `id` at the current time, and logs it as `done`.
+    fn change(
+        &self,
+        id: &str,
+        done: &str,
+        change: impl FnOnce(&mut Store, &str, u64) -> Result<(), StoreError>,
+    ) -> Result<(), ApiError> {
+        change(&mut self.store(), id, states::unix_seconds()).map_err(|e| store_error(e, id))?;
+        log::info!(target: "backend", "{done} {id}");
+        Ok(())
+    }
+
     fn register(&self, text: &str, committed: bool) -> Result<Reply, ApiError> {
-        let state = ServerState::decode(text)
-            .map_err(|e| ApiError::bad_request(format!("serverState: {e}")))?;
-        // `decode` checked the signature with this key, so it is well formed.
-        let agent = states::public_key(&state.agent_key).unwrap_or_default();
-        if !self.settings.trusted_agents.contains(&agent) {
+        let bad = |why: String| ApiError::bad_request(format!("serverState: {why}"));
+        let signed = states::decode::<ServerState>(text).map_err(|e| bad(e.to_string()))?;
+        let state = signed.state;
+        if !self.settings.trusted_agents.contains(&signed.agent) {
             return Err(ApiError::new(
                 403,
                 format!(
                     "the server state was made by agent {}, which this backend does not trust \
                      (TRUSTED_AGENT_KEYS)",
-                    state.agent_key
+                    states::b64(&signed.agent)
                 ),
             ));
         }
         let id = state.keyless_id.as_str();
         if !valid_id(id) {
-            return Err(ApiError::bad_request(
-                "serverState: the keylessId is malformed",
-            ));
+            return Err(bad("the keylessId is malformed".into()));
         }
-        let public_key = public_key(&state.public_key, "serverState: publicKey")?;
+        states::check_model(&state.model).map_err(|e| bad(e.to_string()))?;
+        let now = states::unix_seconds();
+        if now > state.exp {
+            return Err(bad(format!(
+                "it expired at {} (Unix seconds); enrol the person again",
+                state.exp
+            )));
+        }
+        let sealing = &self.settings.sealing;
+        if state.sealed_to != sealing.public().id() {
+            return Err(bad(format!(
+                "it is sealed to backend key {}, not to this backend's {}",
+                states::b64(&state.sealed_to),
+                states::b64(&sealing.public().id())
+            )));
+        }
+        let sealed = Sealed {
+            enc: state.enc,
+            ciphertext: state.template.clone(),
+        };
+        let template = sealing
+            .open(&sealed, &states::template_aad(id, &state.model))
+            .ok()
+            .and_then(|plain| Template::from_bytes(&plain))
+            .ok_or_else(|| bad("its template does not open with this backend's key".into()))?;
         let device_id = random(states::random_id)?;
         let user = NewUser {
             keyless_id: id,
-            public_key: &public_key,
-            agent_key: &agent,
+            template: &template.to_bytes(),
+            agent_key: &signed.agent,
             scenario: state.scenario.as_str(),
-            created: state.created,
+            created: state.iat,
             device: (&device_id, DeviceType::from(state.client_type)),
         };
         self.store()
             .register(&user, committed)
             .map_err(|e| store_error(e, id))?;
         log::info!(target: "backend", "registered {id} (committed: {committed})");
-        Ok(Reply::json(
-            201,
-            &Registered {
-                keyless_id: id.into(),
-            },
-        ))
+        Ok(registered(201, id))
     }
 
     fn challenge(&self, id: &str) -> Result<Reply, ApiError> {
@@ -242,40 +281,84 @@ impl Backend {
         ))
     }
 
-    fn bind(&self, id: &str, proof: &Bind) -> Result<Reply, ApiError> {
-        let challenge = states::bytes(&proof.challenge, "challenge")
+    /// A binding attempt: the device's signature, then the match, then the record.
+    fn bind(&self, id: &str, request: &Bind) -> Result<Reply, ApiError> {
+        let challenge = states::bytes(&request.challenge, "challenge")
             .ok()
             .filter(|c| c.len() == CHALLENGE_BYTES)
             .ok_or_else(|| ApiError::bad_request("challenge: not one of this backend's"))?;
-        let device_key = public_key(&proof.device_public_key, "devicePublicKey")?;
-        let signature = states::bytes(&proof.signature, "signature")
+        let device_key = public_key(&request.device_public_key, "devicePublicKey")?;
+        let template = states::bytes(&request.template, "template")
+            .ok()
+            .and_then(|t| Template::from_bytes(&t))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "template: not {} little-endian floats of unit length, base64url",
+                    crate::vision::embed::DIM
+                ))
+            })?;
+        let signature = states::bytes(&request.signature, "signature")
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let mut store = self.store();
-        let user_key = store.public_key(id).map_err(|e| store_error(e, id))?;
-        let message = messages::proof_message(id, &challenge, &device_key);
-        let valid = keys::verify(&user_key, &message, &signature);
-        let device_id = random(states::random_id)?;
-        let device = (device_id.as_str(), DeviceType::Sdk, &device_key[..]);
-        let bound = store
-            .bind_device(id, &proof.challenge, states::unix_seconds(), device, valid)
-            .map_err(|e| store_error(e, id))?;
-        if !bound {
-            log::warn!(target: "backend", "refused a device binding for {id}: bad proof");
-            return Err(ApiError::new(
-                403,
-                "the proof does not verify with the user's key; the challenge is spent",
+        let message = messages::bind_message(id, &challenge, &device_key, &template.to_bytes());
+        if !keys::verify(&device_key, &message, &signature) {
+            return Err(ApiError::bad_request(
+                "signature: not the device key's over this request",
             ));
         }
-        log::info!(target: "backend", "bound device {device_id} to {id}");
-        Ok(Reply::json(
-            201,
-            &Bound {
-                keyless_id: id.into(),
-                device_id,
-                device_type: DeviceType::Sdk,
-            },
-        ))
+        let mut store = self.store();
+        let enrolled = store.template(id).map_err(|e| store_error(e, id))?;
+        let matched = Template::from_bytes(&enrolled)
+            .is_some_and(|t| matching::score(&t, &template) >= self.settings.threshold);
+        let device_id = random(states::random_id)?;
+        let device = (device_id.as_str(), DeviceType::Sdk, &device_key[..]);
+        let attempt = store
+            .attempt(
+                id,
+                &request.challenge,
+                states::unix_seconds(),
+                device,
+                matched,
+            )
+            .map_err(|e| store_error(e, id))?;
+        drop(store);
+        match attempt {
+            Attempt::Bound => {
+                log::info!(target: "backend", "bound device {device_id} to {id}");
+                Ok(Reply::json(
+                    201,
+                    &Bound {
+                        keyless_id: id.into(),
+                        device_id,
+                        device_type: DeviceType::Sdk,
+                    },
+                ))
+            }
+            Attempt::Refused { left } => {
+                log::warn!(target: "backend", "refused a device binding for {id}: no match");
+                Err(ApiError::new(
+                    403,
+                    format!(
+                        "the face does not match the enrolled person; the challenge is spent \
+                         ({left} more refusals lock the account)"
+                    ),
+                ))
+            }
+            Attempt::Locked => {
+                log::warn!(target: "backend", "refused a device binding for {id}; user locked");
+                Err(store_error(StoreError::Locked, id))
+            }
+        }
     }
+}
+
+/// The answer naming user `id`.
+fn registered(status: u16, id: &str) -> Reply {
+    Reply::json(
+        status,
+        &Registered {
+            keyless_id: id.into(),
+        },
+    )
 }
 
 /// An Ed25519 public key from base64url, or a 400 naming `field`.
@@ -302,14 +385,29 @@ fn store_error(e: StoreError, id: &str) -> ApiError {
         ),
         StoreError::TooManyChallenges => ApiError::new(
             429,
-            "too many open challenges for this user; use one or wait for them to expire",
+            "too many open challenges for this user's attempt budget; use one or wait for \
+             them to expire",
         )
         .with_header("Retry-After", "60"),
-        StoreError::TooManyFailures => ApiError::new(
+        StoreError::BackingOff { seconds } => ApiError::new(
             429,
-            "too many refused bindings for this user recently; try again later",
+            format!("too many refused attempts for this user; try again in {seconds} s"),
         )
-        .with_header("Retry-After", FAILURE_WINDOW_SECONDS.to_string()),
+        .with_header("Retry-After", seconds.to_string()),
+        StoreError::Locked => ApiError::new(
+            423,
+            format!(
+                "user {id} is locked after too many refused attempts; an administrator must \
+                 unlock it (POST /v1/users/{id}/unlock)"
+            ),
+        ),
+        StoreError::NoTemplate => ApiError::new(
+            409,
+            format!(
+                "user {id} was enrolled with version-1 states, which can no longer be \
+                 matched; enrol the person again"
+            ),
+        ),
         StoreError::Database(why) => {
             log::error!(target: "backend", "database: {why}");
             ApiError::internal("the backend's database failed")

@@ -163,9 +163,22 @@ impl Client {
         self.call("POST", &path, None::<&()>)
     }
 
-    pub fn bind(&self, keyless_id: &str, proof: &Bind) -> Result<Bound, CallError> {
+    pub fn bind(&self, keyless_id: &str, request: &Bind) -> Result<Bound, CallError> {
         let path = format!("/v1/users/{keyless_id}/devices");
-        self.call("POST", &path, Some(proof))
+        self.call("POST", &path, Some(request))
+    }
+
+    /// Lifts a user's lock after too many refused attempts (a management call).
+    pub fn unlock(&self, keyless_id: &str) -> Result<(), CallError> {
+        let path = format!("/v1/users/{keyless_id}/unlock");
+        self.call::<Registered>("POST", &path, None::<&()>)
+            .map(drop)
+    }
+
+    /// Deletes a user: their states no longer register, recover or bind anything.
+    pub fn delete_user(&self, keyless_id: &str) -> Result<(), CallError> {
+        let path = format!("/v1/users/{keyless_id}");
+        self.call::<()>("DELETE", &path, None::<&()>)
     }
 
     pub fn devices(&self, keyless_id: &str) -> Result<Vec<Device>, CallError> {

@@ -1,5 +1,5 @@
 //! The backend's request and response bodies, shared by the server, the agent (online
-//! enrolment) and the device (recovery), and the message a binding proof signs.
+//! enrolment) and the device (recovery), and the message a binding request signs.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,12 +28,14 @@ pub struct Challenge {
     pub expires_at: u64,
 }
 
-/// Body of `POST /v1/users/{keylessId}/devices`: the new device's public key and the
-/// biometric key's signature over [`proof_message`] (both base64url).
+/// Body of `POST /v1/users/{keylessId}/devices`: a fresh selfie's template under the
+/// enrolment's rotation, the new device's public key, and that key's signature over
+/// [`bind_message`] (binary fields base64url).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Bind {
     pub challenge: String,
+    pub template: String,
     pub device_public_key: String,
     pub signature: String,
 }
@@ -100,19 +102,25 @@ pub struct Device {
     pub created_at: u64,
 }
 
-/// Separates binding proofs from every other use of the key.
-const PROOF_TAG: &[u8] = b"recognize-agent/bind-device/v1\0";
+/// Separates binding requests from every other use of a device key.
+const BIND_TAG: &[u8] = b"recognize-agent/bind-device/v2\0";
 
-/// What the biometric key signs to bind a device: tag ‖ keylessId ‖ NUL ‖ challenge ‖
-/// device public key. Key ids never hold NUL and the key is 32 bytes, so the parts
-/// cannot be shifted into one another.
-pub fn proof_message(keyless_id: &str, challenge: &[u8], device_public_key: &[u8]) -> Vec<u8> {
+/// What the device key signs to ask for its binding: tag ‖ keylessId ‖ NUL ‖ challenge
+/// (32 bytes) ‖ device public key (32 bytes) ‖ template. Key ids never hold NUL and the
+/// middle parts have fixed lengths, so the parts cannot be shifted into one another.
+pub fn bind_message(
+    keyless_id: &str,
+    challenge: &[u8],
+    device_public_key: &[u8],
+    template: &[u8],
+) -> Vec<u8> {
     [
-        PROOF_TAG,
+        BIND_TAG,
         keyless_id.as_bytes(),
         b"\0",
         challenge,
         device_public_key,
+        template,
     ]
     .concat()
 }

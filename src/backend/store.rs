@@ -1,8 +1,8 @@
 //! The backend's records in SQLite: users (registered from signed server states, then
-//! committed), their devices, one-time challenges, and an append-only audit log of
-//! registrations, bindings and deletions (ids and times only). Schema migrations by
-//! `PRAGMA user_version`; WAL journal; every write, with its audit entry, in one
-//! transaction.
+//! committed, with their protected template and attempt budget), their devices,
+//! one-time challenges, and an append-only audit log of registrations, attempts, locks
+//! and deletions (ids and times only). Schema migrations by `PRAGMA user_version`; WAL
+//! journal; every write, with its audit entry, in one transaction.
 
 use std::path::Path;
 
@@ -50,15 +50,90 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ",
+    // Version 2 states: a protected template in place of the biometric public key (users
+    // of version 1 keep their devices but can no longer recover), the attempt budget, and
+    // the events of locks and user deletion.
+    "
+    ALTER TABLE users ADD COLUMN template BLOB;
+    ALTER TABLE users DROP COLUMN public_key;
+    ALTER TABLE users ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN last_failure INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER audit_no_update;
+    DROP TRIGGER audit_no_delete;
+    DROP INDEX audit_by_user;
+    ALTER TABLE audit RENAME TO audit_v1;
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        event TEXT NOT NULL CHECK (event IN
+            ('REGISTERED', 'COMMITTED', 'DEVICE_BOUND', 'BINDING_REFUSED', 'DEVICE_DELETED',
+             'LOCKED', 'UNLOCKED', 'USER_DELETED')),
+        keyless_id TEXT NOT NULL,
+        device_id TEXT
+    );
+    INSERT INTO audit (seq, at, event, keyless_id, device_id)
+        SELECT seq, at, event, keyless_id, device_id FROM audit_v1 ORDER BY seq;
+    DROP TABLE audit_v1;
+    CREATE INDEX audit_by_user ON audit(keyless_id, event, at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+",
 ];
 
 /// Unspent, unexpired challenges a user may hold at once.
 pub const MAX_OPEN_CHALLENGES: usize = 8;
 
-/// Refused bindings (proofs that did not verify) a user may have within
-/// [`FAILURE_WINDOW_SECONDS`]; beyond, no new challenge is issued until they age out.
-pub const MAX_RECENT_FAILURES: usize = 5;
-pub const FAILURE_WINDOW_SECONDS: u64 = 15 * 60;
+/// How many refused attempts a user is allowed: each costs an attacker a challenge, the
+/// waits grow, and the account locks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Refused attempts in a row that need no wait.
+    pub free: u32,
+    /// The wait after the first refusal beyond `free`, doubling with each further one.
+    pub backoff_seconds: u64,
+    /// Refused attempts in a row that lock the user until [`Store::unlock`].
+    pub lock_after: u32,
+}
+
+impl Default for Budget {
+    /// Three free tries, then waits of 1, 2, 4, … 64 minutes, locked at the tenth
+    /// refusal: at a false-match rate of 1e-4 an impostor gets in with odds of about 1 in
+    /// 1,000 before an administrator has to act.
+    fn default() -> Budget {
+        Budget {
+            free: 3,
+            backoff_seconds: 60,
+            lock_after: 10,
+        }
+    }
+}
+
+impl Budget {
+    /// Seconds to wait after the last of `failures` refusals in a row.
+    pub fn wait(&self, failures: u32) -> u64 {
+        match failures.checked_sub(self.free) {
+            None | Some(0) => 0,
+            Some(beyond) => self
+                .backoff_seconds
+                .saturating_mul(1u64 << (beyond - 1).min(32)),
+        }
+    }
+}
+
+/// How a binding attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Bound,
+    /// Refused; so many more refusals lock the user.
+    Refused {
+        left: u32,
+    },
+    /// Refused, and the user is now locked.
+    Locked,
+}
 
 /// What the audit log records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -69,15 +144,21 @@ pub enum AuditEvent {
     DeviceBound,
     BindingRefused,
     DeviceDeleted,
+    Locked,
+    Unlocked,
+    UserDeleted,
 }
 
 impl AuditEvent {
-    const ALL: [AuditEvent; 5] = [
+    const ALL: [AuditEvent; 8] = [
         AuditEvent::Registered,
         AuditEvent::Committed,
         AuditEvent::DeviceBound,
         AuditEvent::BindingRefused,
         AuditEvent::DeviceDeleted,
+        AuditEvent::Locked,
+        AuditEvent::Unlocked,
+        AuditEvent::UserDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +168,9 @@ impl AuditEvent {
             AuditEvent::DeviceBound => "DEVICE_BOUND",
             AuditEvent::BindingRefused => "BINDING_REFUSED",
             AuditEvent::DeviceDeleted => "DEVICE_DELETED",
+            AuditEvent::Locked => "LOCKED",
+            AuditEvent::Unlocked => "UNLOCKED",
+            AuditEvent::UserDeleted => "USER_DELETED",
         }
     }
 }
@@ -107,7 +191,8 @@ pub struct AuditEntry {
 /// A user to register.
 pub struct NewUser<'a> {
     pub keyless_id: &'a str,
-    pub public_key: &'a [u8],
+    /// The protected template (little-endian `f32`).
+    pub template: &'a [u8],
     pub agent_key: &'a [u8],
     pub scenario: &'a str,
     pub created: u64,
@@ -124,10 +209,14 @@ pub enum StoreError {
     NotFound,
     /// The challenge was used already or has expired.
     ChallengeSpent,
-    /// The user has [`MAX_OPEN_CHALLENGES`] unexpired challenges already.
+    /// The user's open challenges and refusals use up the attempt budget.
     TooManyChallenges,
-    /// The user's recent bindings were refused [`MAX_RECENT_FAILURES`] times.
-    TooManyFailures,
+    /// The user must wait so many seconds after recent refusals.
+    BackingOff { seconds: u64 },
+    /// Too many refusals in a row: only an unlock lets the user try again.
+    Locked,
+    /// The user was registered from a version-1 state, which cannot be matched.
+    NoTemplate,
     /// The database failed.
     Database(String),
 }
@@ -139,7 +228,9 @@ impl std::fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("no such user, device or challenge"),
             StoreError::ChallengeSpent => f.write_str("the challenge is used or expired"),
             StoreError::TooManyChallenges => f.write_str("too many open challenges"),
-            StoreError::TooManyFailures => f.write_str("too many refused bindings"),
+            StoreError::BackingOff { seconds } => write!(f, "wait {seconds} s"),
+            StoreError::Locked => f.write_str("the user is locked"),
+            StoreError::NoTemplate => f.write_str("the user has no version-2 template"),
             StoreError::Database(why) => write!(f, "database: {why}"),
         }
     }
@@ -155,6 +246,7 @@ impl From<rusqlite::Error> for StoreError {
 
 pub struct Store {
     conn: Connection,
+    budget: Budget,
 }
 
 impl Store {
@@ -168,9 +260,18 @@ impl Store {
         // survives a power cut, not only a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn,
+            budget: Budget::default(),
+        };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The store with `budget` in place of the default one.
+    pub fn with_budget(mut self, budget: Budget) -> Store {
+        self.budget = budget;
+        self
     }
 
     /// A write transaction, holding the database's write lock from the start.
@@ -195,11 +296,11 @@ impl Store {
     pub fn register(&mut self, user: &NewUser, committed: bool) -> Result<(), StoreError> {
         let tx = self.write()?;
         let inserted = tx.execute(
-            "INSERT INTO users (keyless_id, public_key, agent_key, scenario, created, committed)
+            "INSERT INTO users (keyless_id, template, agent_key, scenario, created, committed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
             params![
                 user.keyless_id,
-                user.public_key,
+                user.template,
                 user.agent_key,
                 user.scenario,
                 user.created as i64,
@@ -236,7 +337,7 @@ impl Store {
         )?;
         if changed == 0 {
             // Committing twice is not an error, nor logged twice.
-            committed_key(&tx, keyless_id)?;
+            committed_user(&tx, keyless_id)?;
             return Ok(());
         }
         record(&tx, now, AuditEvent::Committed, keyless_id, None)?;
@@ -244,17 +345,18 @@ impl Store {
         Ok(())
     }
 
-    /// A committed user's biometric public key.
-    pub fn public_key(&self, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
-        committed_key(&self.conn, keyless_id)
+    /// A committed user's protected template.
+    pub fn template(&self, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
+        committed_user(&self.conn, keyless_id)?
+            .template
+            .ok_or(StoreError::NoTemplate)
     }
 
     /// Records a one-time challenge for a committed user at time `now`, valid until
-    /// `expires_at`. Expired challenges are dropped on the way, and a user holds at most
-    /// [`MAX_OPEN_CHALLENGES`] live ones, so the table stays bounded. None is issued while
-    /// the user has [`MAX_RECENT_FAILURES`] refused bindings in the last
-    /// [`FAILURE_WINDOW_SECONDS`]: each failed proof costs an attacker a challenge, so
-    /// guessing online is slow.
+    /// `expires_at`, if the attempt budget allows: the user is not locked, is not waiting
+    /// out a back-off, and its refusals plus open challenges (each a possible refusal)
+    /// stay below the lock. Expired challenges are dropped on the way, and a user holds at
+    /// most [`MAX_OPEN_CHALLENGES`], so the table stays bounded.
     pub fn add_challenge(
         &mut self,
         keyless_id: &str,
@@ -262,31 +364,32 @@ impl Store {
         now: u64,
         expires_at: u64,
     ) -> Result<(), StoreError> {
+        let budget = self.budget;
         let tx = self.write()?;
-        committed_key(&tx, keyless_id)?;
+        let user = committed_user(&tx, keyless_id)?;
+        if user.template.is_none() {
+            return Err(StoreError::NoTemplate);
+        }
+        if user.locked {
+            return Err(StoreError::Locked);
+        }
+        let ready = user.last_failure.saturating_add(budget.wait(user.failures));
+        if now < ready {
+            return Err(StoreError::BackingOff {
+                seconds: ready - now,
+            });
+        }
         tx.execute(
             "DELETE FROM challenges WHERE expires_at <= ?1",
             [now as i64],
         )?;
-        let live: usize = tx.query_row(
+        let open: u32 = tx.query_row(
             "SELECT count(*) FROM challenges WHERE keyless_id = ?1",
             [keyless_id],
             |r| r.get(0),
         )?;
-        if live >= MAX_OPEN_CHALLENGES {
+        if open as usize >= MAX_OPEN_CHALLENGES || user.failures + open >= budget.lock_after {
             return Err(StoreError::TooManyChallenges);
-        }
-        let failures: usize = tx.query_row(
-            "SELECT count(*) FROM audit WHERE keyless_id = ?1 AND event = ?2 AND at > ?3",
-            params![
-                keyless_id,
-                AuditEvent::BindingRefused.as_str(),
-                now.saturating_sub(FAILURE_WINDOW_SECONDS) as i64
-            ],
-            |r| r.get(0),
-        )?;
-        if failures >= MAX_RECENT_FAILURES {
-            return Err(StoreError::TooManyFailures);
         }
         tx.execute(
             "INSERT INTO challenges (nonce, keyless_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -296,18 +399,20 @@ impl Store {
         Ok(())
     }
 
-    /// Spends (deletes) `nonce` for `keyless_id` at time `now` and, if it was live and
-    /// the caller found the proof valid, binds `device` (id, type, public key); all in
-    /// one transaction. Returns whether it bound. A spent or expired challenge fails and
-    /// binds nothing; an invalid proof spends the challenge too.
-    pub fn bind_device(
+    /// Spends (deletes) `nonce` for `keyless_id` at time `now` and, if it was live,
+    /// records the attempt: a match binds `device` (id, type, public key) and clears the
+    /// user's refusals; a refusal counts against the budget and may lock the user. All in
+    /// one transaction, with its audit entries. A spent or expired challenge fails and
+    /// records nothing.
+    pub fn attempt(
         &mut self,
         keyless_id: &str,
         nonce: &str,
         now: u64,
         device: (&str, DeviceType, &[u8]),
-        proof_is_valid: bool,
-    ) -> Result<bool, StoreError> {
+        matched: bool,
+    ) -> Result<Attempt, StoreError> {
+        let budget = self.budget;
         let tx = self.write()?;
         let spent = tx.execute(
             "DELETE FROM challenges WHERE nonce = ?1 AND keyless_id = ?2 AND expires_at > ?3",
@@ -316,22 +421,81 @@ impl Store {
         if spent == 0 {
             return Err(StoreError::ChallengeSpent);
         }
+        let user = committed_user(&tx, keyless_id)?;
         let (device_id, device_type, public_key) = device;
-        let event = if proof_is_valid {
+        let outcome = if matched && !user.locked {
             let device = (device_id, device_type, Some(public_key));
             insert_device(&tx, keyless_id, device, now)?;
-            AuditEvent::DeviceBound
+            tx.execute(
+                "UPDATE users SET failures = 0 WHERE keyless_id = ?1",
+                [keyless_id],
+            )?;
+            record(
+                &tx,
+                now,
+                AuditEvent::DeviceBound,
+                keyless_id,
+                Some(device_id),
+            )?;
+            Attempt::Bound
         } else {
-            AuditEvent::BindingRefused
+            let failures = user.failures.saturating_add(1);
+            let locked = user.locked || failures >= budget.lock_after;
+            tx.execute(
+                "UPDATE users SET failures = ?2, last_failure = ?3, locked = ?4
+                 WHERE keyless_id = ?1",
+                params![keyless_id, failures, now as i64, locked],
+            )?;
+            record(
+                &tx,
+                now,
+                AuditEvent::BindingRefused,
+                keyless_id,
+                Some(device_id),
+            )?;
+            if locked && !user.locked {
+                record(&tx, now, AuditEvent::Locked, keyless_id, None)?;
+            }
+            match locked {
+                true => Attempt::Locked,
+                false => Attempt::Refused {
+                    left: budget.lock_after - failures,
+                },
+            }
         };
-        record(&tx, now, event, keyless_id, Some(device_id))?;
         tx.commit()?;
-        Ok(proof_is_valid)
+        Ok(outcome)
+    }
+
+    /// Lifts a user's lock and clears its refusals, at time `now` (a management call).
+    pub fn unlock(&mut self, keyless_id: &str, now: u64) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        committed_user(&tx, keyless_id)?;
+        tx.execute(
+            "UPDATE users SET failures = 0, last_failure = 0, locked = 0 WHERE keyless_id = ?1",
+            [keyless_id],
+        )?;
+        record(&tx, now, AuditEvent::Unlocked, keyless_id, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a user with its template, devices and challenges, at time `now`: every
+    /// state of theirs is useless from then on. The audit log keeps its entries.
+    pub fn delete_user(&mut self, keyless_id: &str, now: u64) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        let deleted = tx.execute("DELETE FROM users WHERE keyless_id = ?1", [keyless_id])?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        record(&tx, now, AuditEvent::UserDeleted, keyless_id, None)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// A committed user's devices, oldest first.
     pub fn devices(&self, keyless_id: &str) -> Result<Vec<Device>, StoreError> {
-        committed_key(&self.conn, keyless_id)?;
+        committed_user(&self.conn, keyless_id)?;
         let mut query = self.conn.prepare(
             "SELECT device_id, type, created_at FROM devices
              WHERE keyless_id = ?1 ORDER BY created_at, rowid",
@@ -432,12 +596,28 @@ fn record(
     Ok(())
 }
 
-/// A committed user's biometric public key, read on `conn` (or a transaction).
-fn committed_key(conn: &Connection, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
+/// What matching needs of a committed user.
+struct User {
+    template: Option<Vec<u8>>,
+    failures: u32,
+    last_failure: u64,
+    locked: bool,
+}
+
+/// A committed user, read on `conn` (or a transaction).
+fn committed_user(conn: &Connection, keyless_id: &str) -> Result<User, StoreError> {
     conn.query_row(
-        "SELECT public_key FROM users WHERE keyless_id = ?1 AND committed = 1",
+        "SELECT template, failures, last_failure, locked FROM users
+         WHERE keyless_id = ?1 AND committed = 1",
         [keyless_id],
-        |r| r.get(0),
+        |r| {
+            Ok(User {
+                template: r.get(0)?,
+                failures: r.get(1)?,
+                last_failure: r.get::<_, i64>(2)?.max(0) as u64,
+                locked: r.get(3)?,
+            })
+        },
     )
     .optional()?
     .ok_or(StoreError::NotFound)
@@ -471,7 +651,7 @@ mod tests {
     fn user<'a>(id: &'a str, device: &'a str) -> NewUser<'a> {
         NewUser {
             keyless_id: id,
-            public_key: &[1; 32],
+            template: &[1; 8],
             agent_key: &[2; 32],
             scenario: "SELFIE",
             created: 100,
@@ -491,7 +671,7 @@ mod tests {
         assert_eq!(store.devices("u1"), Err(StoreError::NotFound));
         store.commit("u1", 100).unwrap();
         assert_eq!(store.commit("nobody", 100), Err(StoreError::NotFound));
-        assert_eq!(store.public_key("u1").unwrap(), vec![1; 32]);
+        assert_eq!(store.template("u1").unwrap(), vec![1; 8]);
         let listed = store.devices("u1").unwrap();
         assert_eq!(
             listed,
@@ -518,7 +698,7 @@ mod tests {
             store.register(&user("u2", "d1"), true),
             Err(StoreError::Database(_))
         ));
-        assert_eq!(store.public_key("u2"), Err(StoreError::NotFound));
+        assert_eq!(store.template("u2"), Err(StoreError::NotFound));
     }
 
     #[test]
@@ -533,19 +713,25 @@ mod tests {
             store.add_challenge("u1", nonce, 100, 200).unwrap();
         }
         let sdk = ("s1", DeviceType::Sdk, &[3u8; 32][..]);
-        assert_eq!(store.bind_device("u1", "n1", 150, sdk, true), Ok(true));
+        assert_eq!(
+            store.attempt("u1", "n1", 150, sdk, true),
+            Ok(Attempt::Bound)
+        );
         // Replayed, expired, another user's: refused, nothing bound.
         let again = ("s2", DeviceType::Sdk, &[3u8; 32][..]);
         for (id, nonce, now) in [("u1", "n1", 150), ("u1", "n2", 200), ("u2", "n3", 150)] {
             assert_eq!(
-                store.bind_device(id, nonce, now, again, true),
+                store.attempt(id, nonce, now, again, true),
                 Err(StoreError::ChallengeSpent)
             );
         }
-        // A bad proof spends the challenge and binds nothing.
-        assert_eq!(store.bind_device("u1", "n3", 150, again, false), Ok(false));
+        // A refusal spends the challenge and binds nothing.
         assert_eq!(
-            store.bind_device("u1", "n3", 150, again, true),
+            store.attempt("u1", "n3", 150, again, false),
+            Ok(Attempt::Refused { left: 9 })
+        );
+        assert_eq!(
+            store.attempt("u1", "n3", 150, again, true),
             Err(StoreError::ChallengeSpent)
         );
         let types: Vec<DeviceType> = store
@@ -618,9 +804,9 @@ mod tests {
         store.add_challenge("u1", "n1", 103, 200).unwrap();
         store.add_challenge("u1", "n2", 103, 200).unwrap();
         let sdk = ("s1", DeviceType::Sdk, &[3u8; 32][..]);
-        store.bind_device("u1", "n1", 104, sdk, true).unwrap();
+        store.attempt("u1", "n1", 104, sdk, true).unwrap();
         store
-            .bind_device(
+            .attempt(
                 "u1",
                 "n2",
                 105,
@@ -628,9 +814,12 @@ mod tests {
                 false,
             )
             .unwrap();
-        assert!(store.bind_device("u1", "n2", 105, sdk, true).is_err());
+        assert!(store.attempt("u1", "n2", 105, sdk, true).is_err());
         store.delete_device("u1", "d1", 106).unwrap();
         assert!(store.delete_device("u1", "d1", 107).is_err());
+        store.unlock("u1", 108).unwrap();
+        store.delete_user("u1", 109).unwrap();
+        assert_eq!(store.delete_user("u1", 110), Err(StoreError::NotFound));
         let log: Vec<(u64, AuditEvent, Option<String>)> = store
             .audit(0, 100)
             .unwrap()
@@ -646,6 +835,8 @@ mod tests {
                 (104, DeviceBound, d("s1")),
                 (105, BindingRefused, d("s2")),
                 (106, DeviceDeleted, d("d1")),
+                (108, Unlocked, None),
+                (109, UserDeleted, None),
             ]
         );
         // Paging by sequence number.
@@ -657,43 +848,151 @@ mod tests {
             let err = store.conn.execute(sql, []).unwrap_err().to_string();
             assert!(err.contains("append-only"), "{err}");
         }
-        assert_eq!(store.audit(0, 100).unwrap().len(), 5);
+        assert_eq!(store.audit(0, 100).unwrap().len(), 7);
     }
 
-    /// After [`MAX_RECENT_FAILURES`] refused bindings, no challenge is issued until the
-    /// window has passed; other users are not affected.
+    /// Refusals: free ones, then growing waits, then a lock that only an unlock lifts;
+    /// open challenges count as refusals to come; a match clears the count; other users
+    /// are not affected.
     #[test]
-    fn refused_bindings_hold_back_new_challenges() {
-        let mut store = Store::open(Path::new(":memory:")).unwrap();
+    fn the_attempt_budget_backs_off_then_locks() {
+        let budget = Budget::default();
+        assert_eq!(
+            (0..=6).map(|f| budget.wait(f)).collect::<Vec<_>>(),
+            [0, 0, 0, 0, 60, 120, 240]
+        );
+        let mut store = Store::open(Path::new(":memory:"))
+            .unwrap()
+            .with_budget(budget);
         store.register(&user("u1", "d1"), true).unwrap();
         store.register(&user("u2", "d2"), true).unwrap();
-        let device = ("s", DeviceType::Sdk, &[3u8; 32][..]);
-        for i in 0..MAX_RECENT_FAILURES as u64 {
+        let mut now = 1000;
+        let refuse = |store: &mut Store, now: u64, i: u32| {
             let nonce = format!("n{i}");
-            store.add_challenge("u1", &nonce, 1000 + i, 2000).unwrap();
-            let device = (format!("s{i}"), DeviceType::Sdk, &[3u8; 32][..]);
-            let device = (device.0.as_str(), device.1, device.2);
+            store.add_challenge("u1", &nonce, now, now + 100)?;
+            let device = format!("s{i}");
+            store.attempt(
+                "u1",
+                &nonce,
+                now,
+                (&device, DeviceType::Sdk, &[3; 32]),
+                false,
+            )
+        };
+        for i in 0..3 {
             assert_eq!(
-                store.bind_device("u1", &nonce, 1000 + i, device, false),
-                Ok(false)
+                refuse(&mut store, now, i),
+                Ok(Attempt::Refused { left: 9 - i })
             );
         }
-        let last_failure = 1000 + MAX_RECENT_FAILURES as u64 - 1;
+        // A match clears the count.
+        store.add_challenge("u1", "ok", now, now + 100).unwrap();
+        let sdk = ("ok", DeviceType::Sdk, &[3u8; 32][..]);
         assert_eq!(
-            store.add_challenge("u1", "late", last_failure + 1, 3000),
-            Err(StoreError::TooManyFailures)
+            store.attempt("u1", "ok", now, sdk, true),
+            Ok(Attempt::Bound)
         );
+        for i in 0..9 {
+            let outcome = refuse(&mut store, now, 10 + i);
+            assert_eq!(outcome, Ok(Attempt::Refused { left: 9 - i }), "refusal {i}");
+            let wait = budget.wait(i + 1);
+            if wait > 0 {
+                assert_eq!(
+                    store.add_challenge("u1", "early", now + wait - 1, now + wait + 100),
+                    Err(StoreError::BackingOff { seconds: 1 })
+                );
+            }
+            now += wait;
+        }
+        // Other users are not held back.
+        store.add_challenge("u2", "other", now, now + 100).unwrap();
+        // Nine refusals and one open challenge: no second challenge.
+        store.add_challenge("u1", "last", now, now + 100).unwrap();
+        assert_eq!(
+            store.add_challenge("u1", "more", now, now + 100),
+            Err(StoreError::TooManyChallenges)
+        );
+        // The tenth refusal locks, even a match is refused while locked, and waiting does
+        // not help.
+        let device = ("s", DeviceType::Sdk, &[3u8; 32][..]);
+        assert_eq!(
+            store.attempt("u1", "last", now, device, false),
+            Ok(Attempt::Locked)
+        );
+        let much_later = now + 365 * 24 * 3600;
+        assert_eq!(
+            store.add_challenge("u1", "late", much_later, much_later + 100),
+            Err(StoreError::Locked)
+        );
+        store.unlock("u1", much_later).unwrap();
         store
-            .add_challenge("u2", "other", last_failure + 1, 3000)
-            .unwrap();
-        // Once the oldest failure is out of the window, one more attempt is allowed.
-        let later = 1000 + FAILURE_WINDOW_SECONDS;
-        store
-            .add_challenge("u1", "later", later, later + 100)
+            .add_challenge("u1", "late", much_later, much_later + 100)
             .unwrap();
         assert_eq!(
-            store.bind_device("u1", "later", later, device, true),
-            Ok(true)
+            store.attempt("u1", "late", much_later, device, true),
+            Ok(Attempt::Bound)
         );
+        let events: Vec<AuditEvent> = store
+            .audit(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.keyless_id == "u1")
+            .map(|e| e.event)
+            .filter(|e| !matches!(e, AuditEvent::BindingRefused))
+            .collect();
+        use AuditEvent::*;
+        assert_eq!(
+            events,
+            [
+                Registered,
+                Committed,
+                DeviceBound,
+                Locked,
+                Unlocked,
+                DeviceBound
+            ]
+        );
+    }
+
+    /// A database of version 1 migrates: its users keep their devices and audit log, and
+    /// cannot be matched.
+    #[test]
+    fn a_version_1_database_migrates() {
+        let dir = std::env::temp_dir().join(format!("ra-store-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("backend.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..2] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.execute_batch(
+                "INSERT INTO users VALUES ('old', x'01', x'02', 'SELFIE', 5, 1);
+                 INSERT INTO devices VALUES ('d', 'old', 'BACKUP', NULL, 5);
+                 INSERT INTO audit (at, event, keyless_id, device_id)
+                     VALUES (5, 'REGISTERED', 'old', 'd');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.devices("old").unwrap().len(), 1);
+        assert_eq!(store.template("old"), Err(StoreError::NoTemplate));
+        assert_eq!(
+            store.add_challenge("old", "n", 10, 20),
+            Err(StoreError::NoTemplate)
+        );
+        store.delete_user("old", 11).unwrap();
+        let events: Vec<AuditEvent> = store
+            .audit(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(events, [AuditEvent::Registered, AuditEvent::UserDeleted]);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

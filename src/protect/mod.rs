@@ -1,7 +1,8 @@
-//! Template protection and the enrolment states.
+//! Template protection and the enrolment states: the embedding rotated by a secret the
+//! client state holds, sealed to the backend in the server state.
 
-pub mod bch;
+pub mod issue;
 pub mod keys;
-pub mod sketch;
+pub mod rotation;
+pub mod seal;
 pub mod states;
-pub mod template;

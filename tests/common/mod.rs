@@ -6,7 +6,11 @@ use std::sync::OnceLock;
 
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
+use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
+use recognize_agent::protect::seal::{Sealed, SealingKey};
+use recognize_agent::protect::states::{self, ServerState};
+use recognize_agent::vision::embed::Embedding;
 use recognize_agent::vision::{Models, Precision, default_models_dir};
 use serde::Deserialize;
 
@@ -42,8 +46,50 @@ pub fn enroller() -> &'static Enroller {
     ENROLLER.get_or_init(|| {
         let models = Models::load(&default_models_dir(), Precision::F32).expect("models");
         let policies = Scenario::ALL.map(recognize_agent::vision::filters::Policy::for_scenario);
-        Enroller::new(models, policies, KeyFile::ephemeral().expect("a key"))
+        Enroller::new(models, policies, issuer())
     })
+}
+
+/// An issuer with a fresh identity, sealing to the tests' backend key.
+pub fn issuer() -> Issuer {
+    let identity = KeyFile::ephemeral().expect("a key");
+    Issuer::new(identity, sealing_key().public().clone())
+}
+
+/// The sealing key file the agent and backend processes of the tests share.
+pub fn sealing_key_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("sealing.key")
+}
+
+/// The tests' backend sealing key.
+pub fn sealing_key() -> SealingKey {
+    SealingKey::load_or_create(&sealing_key_file()).expect("the tests' sealing key")
+}
+
+/// The cosine the backend finds between the face enrolled in a pair of states and a
+/// device's fresh `embedding`: the server state opened with the tests' sealing key, the
+/// probe rotated by the client state's seed.
+pub fn match_score(client_state: &str, server_state: &str, embedding: &Embedding) -> f32 {
+    let client = recognize_agent::recovery::client_state(client_state).expect("a client state");
+    let server = states::decode::<ServerState>(server_state)
+        .expect("a server state")
+        .state;
+    let sealed = Sealed {
+        enc: server.enc,
+        ciphertext: server.template.clone(),
+    };
+    let aad = states::template_aad(&server.keyless_id, &server.model);
+    let plain = sealing_key()
+        .open(&sealed, &aad)
+        .expect("sealed to the tests' key");
+    let enrolled = recognize_agent::protect::rotation::Template::from_bytes(&plain).unwrap();
+    enrolled.cosine(&recognize_agent::recovery::probe(&client, embedding))
+}
+
+/// The backend's default match threshold.
+pub fn threshold() -> f32 {
+    use recognize_agent::backend::matching;
+    matching::for_fmr(matching::DEFAULT_FMR).unwrap()
 }
 
 /// The identity key file the agent processes of the tests use (in Cargo's scratch

@@ -52,6 +52,8 @@ impl Server {
             .env_remove("AUTH_SERVER_URL")
             .env_remove("AUTH_SERVER_API_KEY")
             .env("IDENTITY_KEY_FILE", super::identity_key())
+            .env("SEALING_KEY_FILE", super::sealing_key_file())
+            .env_remove("BACKEND_SEALING_KEY")
             .env(
                 "RUST_LOG",
                 "debug,tract_core=warn,tract_linalg=warn,tract_hir=warn,tract_onnx=warn",
