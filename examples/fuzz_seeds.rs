@@ -132,7 +132,8 @@ fn main() -> Result<()> {
 
     // backend: method (0 GET, 1 POST, 2 DELETE), flags (1 no key, 2 signed and sealed
     // state with the body as keylessId, 4 binding request with the body as template, the
-    // enrolled one if empty, 8 a bad signature), then path, newline, body.
+    // enrolled one if empty, 8 a bad signature, 16 the admin key), then path, newline,
+    // body.
     let backend = out.join("backend");
     let calls: [(&str, u8, u8, &str); 12] = [
         ("health", 0, 0, "/health-check\n"),
@@ -145,7 +146,7 @@ fn main() -> Result<()> {
             "/v1/uncommitted-users\n5bf847c3-9552-4ae4-974b-6220406c26a3",
         ),
         (
-            "register-json",
+            "register-version-1",
             1,
             0,
             "/v1/users\n{\"serverState\":\"rcs1.e30\"}",
@@ -153,8 +154,8 @@ fn main() -> Result<()> {
         ("commit", 1, 0, "/v1/uncommitted-users/u1/commit\n"),
         ("devices", 0, 0, "/v1/users/u1/devices\n"),
         ("delete", 2, 0, "/v1/users/u1/devices/d1\n"),
-        ("delete-user", 2, 0, "/v1/users/u1\n"),
-        ("unlock", 1, 0, "/v1/users/u1/unlock\n"),
+        ("delete-user", 2, 16, "/v1/users/u1\n"),
+        ("unlock", 1, 16, "/v1/users/u1/unlock\n"),
         ("bind", 1, 4, "\n"),
         ("bind-other", 1, 4, "\nABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
     ];

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use rand_chacha::rand_core::SeedableRng;
 #[cfg(feature = "backend")]
 use recognize_agent::backend::api::{Backend, Settings};
 use recognize_agent::backend::client::Client;
@@ -294,6 +295,10 @@ struct BackendArgs {
     /// The key every call must carry in X-Api-Key
     #[arg(long, env = "BACKEND_API_KEY", hide_env_values = true)]
     api_key: String,
+    /// The key management calls (unlocking a user, deleting a user) carry in X-Api-Key
+    /// instead of the API key; unset, they are refused (403)
+    #[arg(long, env = "BACKEND_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
     /// Identity public keys (base64url, as `recognize-agent identity` prints them) of the
     /// agents whose server states are accepted, comma-separated
     #[arg(
@@ -579,26 +584,36 @@ fn sealing_key(cli: &Cli) -> Result<SealingKey, Error> {
 }
 
 /// The backend key an agent seals to: BACKEND_SEALING_KEY, else the public part of the
-/// local sealing key pair (agent and backend on one machine, the embedded default).
+/// local sealing key pair (agent and backend on one machine, the embedded default). Says
+/// which at start.
 fn sealed_to(cli: &Cli) -> Result<SealingPublicKey, Error> {
-    let (key, from) = match cli.backend_sealing_key.as_deref().map(str::trim) {
-        Some(text) if !text.is_empty() => {
-            let key = states::bytes(text, "BACKEND_SEALING_KEY")
-                .ok()
-                .and_then(|b| SealingPublicKey::from_bytes(&b))
-                .ok_or("BACKEND_SEALING_KEY: not a 32-byte X25519 public key in base64url")?;
-            (key, "BACKEND_SEALING_KEY".to_string())
-        }
-        _ => {
-            let path = state_file(&cli.sealing_key_file, "sealing.key");
-            (
-                sealing_key(cli)?.public().clone(),
-                path.display().to_string(),
-            )
-        }
+    let Some(text) = cli
+        .backend_sealing_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        let path = state_file(&cli.sealing_key_file, "sealing.key");
+        let key = sealing_key(cli)?.public().clone();
+        log::info!(
+            "server states are sealed to backend key {} (the key pair in {}): only a backend \
+             reading that file registers them; set BACKEND_SEALING_KEY to another backend's key",
+            states::b64(&key.id()),
+            path.display()
+        );
+        return Ok(key);
     };
+    let bad = "BACKEND_SEALING_KEY: not a usable X25519 public key in base64url";
+    let key = states::bytes(text, "BACKEND_SEALING_KEY")
+        .ok()
+        .and_then(|b| SealingPublicKey::from_bytes(&b))
+        .ok_or(bad)?;
+    // A low-order point takes any box but no one can open it: refuse it now.
+    let mut rng =
+        rand_chacha::ChaCha20Rng::from_seed(states::random_bytes().map_err(|e| e.to_string())?);
+    key.seal(b"", b"", &mut rng).map_err(|_| bad)?;
     log::info!(
-        "server states are sealed to backend key {} ({from})",
+        "server states are sealed to backend key {} (BACKEND_SEALING_KEY)",
         states::b64(&key.id())
     );
     Ok(key)
@@ -869,6 +884,12 @@ fn listen<S: Service>(
 #[cfg(feature = "backend")]
 fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> {
     let api_key = ApiKey::new(&args.api_key).ok_or("BACKEND_API_KEY is empty")?;
+    let admin_key = args.admin_key.as_deref().and_then(ApiKey::new);
+    if admin_key.as_ref().is_some_and(|k| k.matches(&args.api_key)) {
+        return Err(
+            "BACKEND_ADMIN_KEY must differ from BACKEND_API_KEY: devices hold that one".into(),
+        );
+    }
     let trusted_agents = recognize_agent::backend::api::trusted_agents(&args.trusted_agent_keys)
         .map_err(|e| format!("TRUSTED_AGENT_KEYS: {e}"))?;
     let path = state_file(&args.database, "backend.db");
@@ -886,6 +907,7 @@ fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> {
     let sealing = sealing_key(cli)?;
     let settings = Settings {
         api_key,
+        admin_key,
         trusted_agents,
         challenge_ttl: std::time::Duration::from_secs(args.challenge_ttl_seconds),
         sealing,

@@ -16,23 +16,37 @@ fn fixture(file: &str) -> String {
     format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The agent with `args`, its keys and state in the tests' scratch directory, no backend.
+fn command(args: &[&str]) -> Command {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_recognize-agent"));
+    cmd.args(args)
+        .env("RUST_LOG", "warn")
+        .env("IDENTITY_KEY_FILE", scratch.join("cli-identity.key"))
+        .env("SEALING_KEY_FILE", common::sealing_key_file())
+        .env("STATE_DIRECTORY", scratch.join("cli-state"))
+        .env_remove("BACKEND_SEALING_KEY")
+        .env_remove("AUTH_SERVER_URL")
+        .env_remove("AUTH_SERVER_API_KEY");
+    cmd
+}
+
 /// Runs the agent with `args`; its exit code and JSON output.
 fn agent(args: &[&str]) -> (i32, serde_json::Value) {
-    let key = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-identity.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("IDENTITY_KEY_FILE", key)
-        .env("SEALING_KEY_FILE", common::sealing_key_file())
-        .env(
-            "STATE_DIRECTORY",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-state"),
-        )
-        .env_remove("BACKEND_SEALING_KEY")
-        .output()
-        .unwrap();
+    let out = command(args).output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code().unwrap_or(-1), json)
+}
+
+/// Runs `cmd`; its exit code, stdout and stderr.
+fn run_text(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
 }
 
 fn enroll(file: &str, scenario: &str) -> (i32, serde_json::Value) {
@@ -178,27 +192,7 @@ fn recover_refuses_unusable_states_before_calling_the_backend() {
 
 /// Runs the agent with `args`; its exit code, stdout and stderr.
 fn agent_text(args: &[&str]) -> (i32, String, String) {
-    let key = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-identity.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("IDENTITY_KEY_FILE", key)
-        .env("SEALING_KEY_FILE", common::sealing_key_file())
-        .env(
-            "STATE_DIRECTORY",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-state"),
-        )
-        .env_remove("BACKEND_SEALING_KEY")
-        .env_remove("AUTH_SERVER_URL")
-        .env_remove("AUTH_SERVER_API_KEY")
-        .output()
-        .unwrap();
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
+    run_text(command(args))
 }
 
 #[test]
@@ -282,4 +276,41 @@ fn capture_without_a_usable_frame_or_source_says_why() {
     let (code, _, stderr) = agent_text(&["capture", "--online", "--frames", &missing]);
     assert_eq!(code, 1);
     assert!(stderr.contains("AUTH_SERVER_URL"), "{stderr}");
+}
+
+/// `enroll` with BACKEND_SEALING_KEY set: its exit code, stdout and stderr.
+fn enroll_sealed_to(key: &str) -> (i32, String, String) {
+    let mut cmd = command(&[
+        "enroll",
+        "--scenario",
+        "SELFIE",
+        &fixture("clean/obama.jpg"),
+    ]);
+    cmd.env("RUST_LOG", "info").env("BACKEND_SEALING_KEY", key);
+    run_text(cmd)
+}
+
+#[test]
+fn states_are_sealed_to_the_configured_backend_key_and_a_bad_one_is_refused() {
+    let elsewhere = recognize_agent::protect::seal::SealingKey::from_secret(&[4; 32]);
+    let public = URL_SAFE_NO_PAD.encode(elsewhere.public().to_bytes());
+    let (code, stdout, stderr) = enroll_sealed_to(&public);
+    assert_eq!(code, 0, "{stderr}");
+    let id = URL_SAFE_NO_PAD.encode(elsewhere.public().id());
+    assert!(
+        stderr.contains(&format!("sealed to backend key {id} (BACKEND_SEALING_KEY)")),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (_, _, server) = parts(v["serverState"].as_str().unwrap());
+    assert_eq!(server["sealedTo"], id.as_str());
+    // Not a key, and a key no box can be opened for (a low-order point).
+    for bad in ["AAAA", &URL_SAFE_NO_PAD.encode([0u8; 32])] {
+        let (code, stdout, stderr) = enroll_sealed_to(bad);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stderr.contains("BACKEND_SEALING_KEY: not a usable"),
+            "{stderr}"
+        );
+    }
 }

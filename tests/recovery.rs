@@ -27,6 +27,7 @@ use recognize_agent::vision::decode::{self, DecodeOptions};
 use serde_json::{Value, json};
 
 const API_KEY: &str = "test-backend-key";
+const ADMIN_KEY: &str = "test-admin-key";
 
 /// Scratch directory of this test binary, emptied when it starts.
 fn scratch() -> &'static Path {
@@ -46,6 +47,7 @@ fn start_backend(name: &str, extra: &[(&str, &str)]) -> Server {
     let (agents, db) = (common::agent_public_key(), db.to_str().unwrap().to_string());
     let mut env = vec![
         ("BACKEND_API_KEY", API_KEY),
+        ("BACKEND_ADMIN_KEY", ADMIN_KEY),
         ("TRUSTED_AGENT_KEYS", &agents),
         ("DATABASE", &db),
     ];
@@ -190,7 +192,7 @@ fn offline_enrolment_is_registered_committed_and_recovered_on_a_new_device() {
     assert_status(&again, 409, "already registered");
     assert_eq!(types(&id), ["BACKUP"]);
 
-    // A new device: another photo of the same person recovers the key and binds.
+    // A new device: another photo of the same person matches at the backend and binds.
     let device_key = scratch().join("new-device.key");
     let (code, out) = recover(&client, "clean/obama2.jpg", &device_key);
     assert_eq!(code, 0, "{out}");
@@ -237,11 +239,15 @@ fn offline_enrolment_is_registered_committed_and_recovered_on_a_new_device() {
         assert_eq!(keys, ["at", "event", "keylessId", "seq"]);
     }
 
-    // The user is deleted: the client state no longer recovers anything, the server state
-    // no longer matters.
+    // The user is deleted (a management call): the client state no longer recovers
+    // anything, and the server state no longer registers.
     let user = format!("/v1/users/{id}");
-    assert_eq!(call("DELETE", &user, &Value::Null).status, 204);
-    assert_status(&call("DELETE", &user, &Value::Null), 404, &id);
+    let admin = [("X-Api-Key", ADMIN_KEY)];
+    assert_status(&call("DELETE", &user, &Value::Null), 401, "wrong key");
+    assert_eq!(backend().request("DELETE", &user, &admin, b"").status, 204);
+    assert_status(&backend().request("DELETE", &user, &admin, b""), 404, &id);
+    let again = call("POST", "/v1/users", &json!({ "serverState": server }));
+    assert_status(&again, 410, "deleted");
     let (code, out) = recover(&client, "clean/obama2.jpg", &device_key);
     assert_eq!(code, 2, "{out}");
     assert!(out["error"].as_str().unwrap().contains("404"), "{out}");
@@ -304,7 +310,12 @@ fn impostor_attempts_lock_the_user_until_unlocked() {
     let (code, out) = recover_at(&url, &client, "clean/biden_bright.jpg", &device);
     assert_eq!((code, out["reason"].as_str()), (1, Some("LOCKED")), "{out}");
     assert!(out["detail"].as_str().unwrap().contains("unlock"), "{out}");
-    backend.unlock(&id).unwrap();
+    // Only the admin key unlocks: a device's key cannot.
+    assert!(matches!(
+        backend.unlock(&id),
+        Err(CallError::Refused { status: 401, .. })
+    ));
+    Client::new(&url, ADMIN_KEY).unwrap().unlock(&id).unwrap();
     let (code, out) = recover_at(&url, &client, "clean/biden_bright.jpg", &device);
     assert_eq!((code, &out["type"]), (0, &json!("SDK")), "{out}");
     let log = audit_of(&strict_db(), &id);
@@ -578,6 +589,11 @@ fn every_backend_call_needs_the_api_key() {
         assert_status(&none, 401, "required");
         let wrong = backend().request(method, &path, &[("X-Api-Key", "nope")], b"{}");
         assert_status(&wrong, 401, "wrong key");
+        // Each key opens its own calls only.
+        let management = path.ends_with("/unlock") || (method == "DELETE" && path.ends_with(&id));
+        let other = if management { API_KEY } else { ADMIN_KEY };
+        let crossed = backend().request(method, &path, &[("X-Api-Key", other)], b"{}");
+        assert_status(&crossed, 401, "wrong key");
     }
     assert_eq!(types(&id), ["BACKUP"]);
     assert_eq!(call("GET", "/health-check", &Value::Null).status, 200);

@@ -2,7 +2,8 @@
 //! fuzzer, against a fresh in-memory store holding one committed user. Flags in the input
 //! also let it send states signed by a trusted agent and sealed to the backend (with any
 //! keylessId) and binding requests for a real challenge with any template, validly
-//! signed or not, so that it reaches the logic behind the signatures. Whatever it sends:
+//! signed or not, and management calls with the admin key, so that it reaches the logic
+//! behind the signatures and keys. Whatever it sends:
 //! an answer of the API with a JSON body, never a 5xx.
 #![no_main]
 
@@ -27,10 +28,11 @@ use recognize_agent::protect::seal::SealingKey;
 use recognize_agent::protect::states::{self, ClientType};
 
 const KEY: &str = "fuzz-key";
+const ADMIN_KEY: &str = "fuzz-admin-key";
 const USER: &str = "u1";
 
 /// Statuses the backend may answer with.
-const STATUSES: [u16; 12] = [200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 423, 429];
+const STATUSES: [u16; 13] = [200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 423, 429];
 
 fn agent() -> &'static KeyFile {
     static AGENT: OnceLock<KeyFile> = OnceLock::new();
@@ -59,6 +61,7 @@ fn backend() -> Backend {
     store.register(&user, true).unwrap();
     let settings = Settings {
         api_key: ApiKey::new(KEY).unwrap(),
+        admin_key: ApiKey::new(ADMIN_KEY),
         trusted_agents: vec![agent().public()],
         challenge_ttl: Duration::from_secs(60),
         sealing: sealing(),
@@ -79,7 +82,11 @@ fuzz_target!(|data: &[u8]| {
     let mut request = Request {
         method,
         uri: path.to_string(),
-        key: flags & 1 == 0,
+        key: match (flags & 1, flags & 16) {
+            (1, _) => None,
+            (_, 0) => Some(KEY),
+            _ => Some(ADMIN_KEY),
+        },
         body: body.as_bytes().to_vec(),
     };
     if flags & 2 != 0 {
@@ -100,13 +107,13 @@ fuzz_target!(|data: &[u8]| {
         if flags & 8 != 0 {
             message.push(0);
         }
-        let proof = serde_json::json!({
+        let bind = serde_json::json!({
             "challenge": challenge,
             "template": states::b64(&template),
             "devicePublicKey": states::b64(&device.public()),
             "signature": states::b64(&device.sign(&message)),
         });
-        request = Request::post(&format!("/v1/users/{USER}/devices"), proof.to_string().as_bytes());
+        request = Request::post(&format!("/v1/users/{USER}/devices"), bind.to_string().as_bytes());
     }
     exchange(&backend, request);
 });
@@ -160,21 +167,21 @@ fn signed_state(keyless_id: &str) -> String {
 struct Request {
     method: Method,
     uri: String,
-    /// Whether `X-Api-Key` holds the key.
-    key: bool,
+    /// What `X-Api-Key` holds, if anything.
+    key: Option<&'static str>,
     body: Vec<u8>,
 }
 
 impl Request {
     fn post(uri: &str, body: &[u8]) -> Request {
-        Request { method: Method::Post, uri: uri.into(), key: true, body: body.to_vec() }
+        Request { method: Method::Post, uri: uri.into(), key: Some(KEY), body: body.to_vec() }
     }
 
-    /// The request as the front passes it on: with its length, and the key if it has one.
+    /// The request as the front passes it on: with its length, and its key if it has one.
     fn connection(self) -> MemoryConnection {
         let mut headers = vec![("Content-Length".to_string(), self.body.len().to_string())];
-        if self.key {
-            headers.push((HEADER.to_string(), KEY.to_string()));
+        if let Some(key) = self.key {
+            headers.push((HEADER.to_string(), key.to_string()));
         }
         MemoryConnection::new(Head::new(self.method, self.uri, headers, None), self.body)
     }

@@ -1,7 +1,7 @@
 //! The client and server states as devices and backends receive them: prefix, kid,
 //! base64url, signature, JSON, fields. Whatever the text, a state or an error, never a
-//! crash; a state that decodes verified with the key it names, and re-signed by that
-//! agent it decodes to itself.
+//! crash; a state that decodes carries the prefix and agent key it names, and no longer
+//! decodes once its signature changes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

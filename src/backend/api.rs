@@ -1,6 +1,7 @@
 //! The backend's routes, on `embedded-svc`'s HTTP server traits like the agent's.
 //!
-//! Every call carries `X-Api-Key`. Users are registered only from server states signed by
+//! Every call carries `X-Api-Key`: the API key, or for management calls (unlocking,
+//! deleting a user) the admin key. Users are registered only from server states signed by
 //! a trusted agent and sealed to this backend; a device is bound only when the template
 //! it sends with a fresh challenge matches the user's, within the user's attempt budget.
 
@@ -36,6 +37,9 @@ const CHALLENGE_BYTES: usize = 32;
 pub struct Settings {
     /// The key every call must carry in `X-Api-Key`.
     pub api_key: ApiKey,
+    /// The key management calls (unlocking, deleting a user) carry in `X-Api-Key`
+    /// instead; without it they are refused.
+    pub admin_key: Option<ApiKey>,
     /// Identity public keys of the agents whose server states are accepted.
     pub trusted_agents: Vec<[u8; 32]>,
     /// How long a challenge stays valid.
@@ -144,9 +148,20 @@ impl Backend {
         path: &str,
     ) -> Result<Reply, ApiError> {
         let route = Route::of(path);
-        // Only the API's description is public.
-        if !matches!(route, Some((Route::OpenApi, _))) {
-            self.settings.api_key.check(conn)?;
+        // Only the API's description is public; management calls take the admin key.
+        match route {
+            Some((Route::OpenApi, _)) => {}
+            Some((Route::User(_) | Route::Unlock(_), _)) => match &self.settings.admin_key {
+                Some(key) => key.check(conn)?,
+                None => {
+                    return Err(ApiError::new(
+                        403,
+                        "management calls (unlocking, deleting a user) are off: this backend \
+                         has no BACKEND_ADMIN_KEY",
+                    ));
+                }
+            },
+            _ => self.settings.api_key.check(conn)?,
         }
         let (route, allowed) =
             route.ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
@@ -175,8 +190,8 @@ impl Backend {
                 Ok(Reply::json(200, &Devices { devices }))
             }
             (Route::Devices(id), Method::Post) => {
-                let proof: Bind = read_json(conn, MAX_BODY_BYTES)?;
-                self.bind(id, &proof)
+                let request: Bind = read_json(conn, MAX_BODY_BYTES)?;
+                self.bind(id, &request)
             }
             (Route::Device(id, device), Method::Delete) => {
                 self.store()
@@ -378,6 +393,10 @@ fn random<T>(draw: impl FnOnce() -> Result<T, getrandom::Error>) -> Result<T, Ap
 fn store_error(e: StoreError, id: &str) -> ApiError {
     match e {
         StoreError::Exists => ApiError::new(409, format!("user {id} is already registered")),
+        StoreError::Deleted => ApiError::new(
+            410,
+            format!("user {id} was deleted; their states are no longer accepted: enrol again"),
+        ),
         StoreError::NotFound => ApiError::new(404, format!("no such user: {id}")),
         StoreError::ChallengeSpent => ApiError::new(
             409,

@@ -51,14 +51,16 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ",
     // Version 2 states: a protected template in place of the biometric public key (users
-    // of version 1 keep their devices but can no longer recover), the attempt budget, and
-    // the events of locks and user deletion.
+    // of version 1 keep their devices but can no longer recover), the attempt budget, the
+    // ids of deleted users (their server states never register again), and the events of
+    // locks and user deletion.
     "
     ALTER TABLE users ADD COLUMN template BLOB;
     ALTER TABLE users DROP COLUMN public_key;
     ALTER TABLE users ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE users ADD COLUMN last_failure INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE users ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE deleted_users (keyless_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
     DROP TRIGGER audit_no_update;
     DROP TRIGGER audit_no_delete;
     DROP INDEX audit_by_user;
@@ -99,7 +101,7 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// Three free tries, then waits of 1, 2, 4, … 64 minutes, locked at the tenth
+    /// Three free tries, then waits of 1, 2, 4, … 32 minutes, locked at the tenth
     /// refusal: at a false-match rate of 1e-4 an impostor gets in with odds of about 1 in
     /// 1,000 before an administrator has to act.
     fn default() -> Budget {
@@ -205,6 +207,8 @@ pub struct NewUser<'a> {
 pub enum StoreError {
     /// The user is already registered.
     Exists,
+    /// The user was deleted: their states never register again.
+    Deleted,
     /// No such user (or device, or challenge).
     NotFound,
     /// The challenge was used already or has expired.
@@ -225,6 +229,7 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Exists => f.write_str("the user is already registered"),
+            StoreError::Deleted => f.write_str("the user was deleted"),
             StoreError::NotFound => f.write_str("no such user, device or challenge"),
             StoreError::ChallengeSpent => f.write_str("the challenge is used or expired"),
             StoreError::TooManyChallenges => f.write_str("too many open challenges"),
@@ -283,6 +288,12 @@ impl Store {
     fn migrate(&mut self) -> Result<(), StoreError> {
         let tx = self.write()?;
         let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Database(format!(
+                "schema version {version}, made by a newer recognize-agent (this one knows {})",
+                MIGRATIONS.len()
+            )));
+        }
         for sql in MIGRATIONS.iter().skip(version) {
             tx.execute_batch(sql)?;
         }
@@ -295,6 +306,14 @@ impl Store {
     /// one transaction.
     pub fn register(&mut self, user: &NewUser, committed: bool) -> Result<(), StoreError> {
         let tx = self.write()?;
+        let deleted: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM deleted_users WHERE keyless_id = ?1)",
+            [user.keyless_id],
+            |r| r.get(0),
+        )?;
+        if deleted {
+            return Err(StoreError::Deleted);
+        }
         let inserted = tx.execute(
             "INSERT INTO users (keyless_id, template, agent_key, scenario, created, committed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
@@ -353,10 +372,13 @@ impl Store {
     }
 
     /// Records a one-time challenge for a committed user at time `now`, valid until
-    /// `expires_at`, if the attempt budget allows: the user is not locked, is not waiting
-    /// out a back-off, and its refusals plus open challenges (each a possible refusal)
-    /// stay below the lock. Expired challenges are dropped on the way, and a user holds at
-    /// most [`MAX_OPEN_CHALLENGES`], so the table stays bounded.
+    /// `expires_at`, if the attempt budget allows. Open challenges count as refusals to
+    /// come: while refusals and open challenges stay within the free ones, challenges are
+    /// issued at once; beyond, only one may be open, and only once the back-off of the
+    /// last refusal has passed, so tries cannot be gathered to run in parallel; refusals
+    /// and open challenges never reach the lock together; a locked user gets none.
+    /// Expired challenges are dropped on the way, and a user holds at most
+    /// [`MAX_OPEN_CHALLENGES`], so the table stays bounded.
     pub fn add_challenge(
         &mut self,
         keyless_id: &str,
@@ -373,12 +395,6 @@ impl Store {
         if user.locked {
             return Err(StoreError::Locked);
         }
-        let ready = user.last_failure.saturating_add(budget.wait(user.failures));
-        if now < ready {
-            return Err(StoreError::BackingOff {
-                seconds: ready - now,
-            });
-        }
         tx.execute(
             "DELETE FROM challenges WHERE expires_at <= ?1",
             [now as i64],
@@ -388,8 +404,19 @@ impl Store {
             [keyless_id],
             |r| r.get(0),
         )?;
-        if open as usize >= MAX_OPEN_CHALLENGES || user.failures + open >= budget.lock_after {
+        let pending = user.failures + open;
+        let beyond_free = pending >= budget.free;
+        if open as usize >= MAX_OPEN_CHALLENGES
+            || pending >= budget.lock_after
+            || (beyond_free && open > 0)
+        {
             return Err(StoreError::TooManyChallenges);
+        }
+        let ready = user.last_failure.saturating_add(budget.wait(user.failures));
+        if beyond_free && now < ready {
+            return Err(StoreError::BackingOff {
+                seconds: ready - now,
+            });
         }
         tx.execute(
             "INSERT INTO challenges (nonce, keyless_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -454,6 +481,7 @@ impl Store {
                 Some(device_id),
             )?;
             if locked && !user.locked {
+                drop_challenges(&tx, keyless_id)?;
                 record(&tx, now, AuditEvent::Locked, keyless_id, None)?;
             }
             match locked {
@@ -467,7 +495,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Lifts a user's lock and clears its refusals, at time `now` (a management call).
+    /// Lifts a user's lock, clears its refusals and open challenges, at time `now` (a
+    /// management call).
     pub fn unlock(&mut self, keyless_id: &str, now: u64) -> Result<(), StoreError> {
         let tx = self.write()?;
         committed_user(&tx, keyless_id)?;
@@ -475,19 +504,25 @@ impl Store {
             "UPDATE users SET failures = 0, last_failure = 0, locked = 0 WHERE keyless_id = ?1",
             [keyless_id],
         )?;
+        drop_challenges(&tx, keyless_id)?;
         record(&tx, now, AuditEvent::Unlocked, keyless_id, None)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Deletes a user with its template, devices and challenges, at time `now`: every
-    /// state of theirs is useless from then on. The audit log keeps its entries.
+    /// Deletes a user with its template, devices and challenges, at time `now`, and keeps
+    /// the id so that the user's server state never registers again: every state of
+    /// theirs is useless from then on. The audit log keeps its entries.
     pub fn delete_user(&mut self, keyless_id: &str, now: u64) -> Result<(), StoreError> {
         let tx = self.write()?;
         let deleted = tx.execute("DELETE FROM users WHERE keyless_id = ?1", [keyless_id])?;
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
+        tx.execute(
+            "INSERT INTO deleted_users (keyless_id, at) VALUES (?1, ?2)",
+            params![keyless_id, now as i64],
+        )?;
         record(&tx, now, AuditEvent::UserDeleted, keyless_id, None)?;
         tx.commit()?;
         Ok(())
@@ -623,6 +658,12 @@ fn committed_user(conn: &Connection, keyless_id: &str) -> Result<User, StoreErro
     .ok_or(StoreError::NotFound)
 }
 
+/// Drops a user's open challenges.
+fn drop_challenges(conn: &Connection, keyless_id: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM challenges WHERE keyless_id = ?1", [keyless_id])?;
+    Ok(())
+}
+
 /// Adds a device (id, type, its own public key if it has one) to a user.
 fn insert_device(
     conn: &Connection,
@@ -745,7 +786,15 @@ mod tests {
 
     #[test]
     fn open_challenges_are_bounded_and_expired_ones_dropped() {
-        let mut store = Store::open(Path::new(":memory:")).unwrap();
+        // A budget generous enough that the bound on open challenges is what stops them.
+        let budget = Budget {
+            free: 20,
+            backoff_seconds: 60,
+            lock_after: 30,
+        };
+        let mut store = Store::open(Path::new(":memory:"))
+            .unwrap()
+            .with_budget(budget);
         store.register(&user("u1", "d1"), false).unwrap();
         // Uncommitted users get no challenge.
         assert_eq!(
@@ -782,6 +831,16 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.devices("u1").unwrap().len(), 1);
+        // A database from a newer version is refused, not changed.
+        store
+            .conn
+            .pragma_update(None, "user_version", MIGRATIONS.len() + 1)
+            .unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::Database(e)) if e.contains("newer")));
+        store
+            .conn
+            .pragma_update(None, "user_version", MIGRATIONS.len())
+            .unwrap();
         let mode: String = store
             .conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -820,6 +879,11 @@ mod tests {
         store.unlock("u1", 108).unwrap();
         store.delete_user("u1", 109).unwrap();
         assert_eq!(store.delete_user("u1", 110), Err(StoreError::NotFound));
+        // A deleted user's state never registers again.
+        assert_eq!(
+            store.register(&user("u1", "d3"), true),
+            Err(StoreError::Deleted)
+        );
         let log: Vec<(u64, AuditEvent, Option<String>)> = store
             .audit(0, 100)
             .unwrap()
@@ -906,7 +970,7 @@ mod tests {
         }
         // Other users are not held back.
         store.add_challenge("u2", "other", now, now + 100).unwrap();
-        // Nine refusals and one open challenge: no second challenge.
+        // Beyond the free tries, one challenge at a time.
         store.add_challenge("u1", "last", now, now + 100).unwrap();
         assert_eq!(
             store.add_challenge("u1", "more", now, now + 100),
@@ -923,6 +987,17 @@ mod tests {
         assert_eq!(
             store.add_challenge("u1", "late", much_later, much_later + 100),
             Err(StoreError::Locked)
+        );
+        store.unlock("u1", much_later).unwrap();
+        // Free tries can be gathered; no more.
+        for i in 0..3 {
+            store
+                .add_challenge("u1", &format!("g{i}"), much_later, much_later + 100)
+                .unwrap();
+        }
+        assert_eq!(
+            store.add_challenge("u1", "g3", much_later, much_later + 100),
+            Err(StoreError::TooManyChallenges)
         );
         store.unlock("u1", much_later).unwrap();
         store
@@ -948,6 +1023,7 @@ mod tests {
                 Committed,
                 DeviceBound,
                 Locked,
+                Unlocked,
                 Unlocked,
                 DeviceBound
             ]

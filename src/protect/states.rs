@@ -23,7 +23,7 @@ pub const MODEL_ID: &str = "blazeface-back-256+mobilefacenet-192+haar-rotation/2
 /// key can pass for a state's.
 pub const CONTEXT: &[u8] = b"recognize-agent/state/v2";
 
-/// Longest state accepted, in characters: a server state is about 1.3 KB.
+/// Longest state accepted, in characters: a server state is about 1.9 KB.
 pub const MAX_STATE_CHARS: usize = 8 * 1024;
 
 /// Device type a client state is for.
