@@ -12,8 +12,8 @@
 //! over identities (each fold's threshold from the impostor pairs of the other folds'
 //! people, its error rates on its own people's pairs), so no figure is read off the very
 //! pairs that chose it. `--worst N` lists on stderr the N impostor pairs of highest score
-//! (people and photos), to look for mislabelled photos. Photos and embeddings stay in
-//! memory; nothing is written.
+//! and the N genuine pairs of lowest score (people and photos), to look for mislabelled
+//! photos or wrong faces. Photos and embeddings stay in memory; nothing is written.
 
 use std::path::{Path, PathBuf};
 
@@ -97,23 +97,25 @@ fn main() -> Result<(), Error> {
     }
 
     let pairs = score_pairs(&photos, folds)?;
-    let mut impostors: Vec<&Pair> = pairs.iter().filter(|p| !p.genuine).collect();
-    impostors.sort_by(|a, b| b.protected.total_cmp(&a.protected));
-    for p in impostors.iter().take(worst) {
-        let name = |i: usize| {
-            files[i]
-                .1
-                .strip_prefix(&dir)
-                .unwrap_or(&files[i].1)
-                .display()
-                .to_string()
-        };
-        eprintln!(
-            "{:.3} {} {}",
-            p.protected,
-            name(p.photos.0),
-            name(p.photos.1)
-        );
+    let name = |i: usize| {
+        let path = &files[i].1;
+        path.strip_prefix(&dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    for genuine in [false, true] {
+        let mut worst_pairs: Vec<&Pair> = pairs.iter().filter(|p| p.genuine == genuine).collect();
+        // Impostors from the highest score down, genuine pairs from the lowest up.
+        worst_pairs.sort_by(|a, b| match genuine {
+            false => b.protected.total_cmp(&a.protected),
+            true => a.protected.total_cmp(&b.protected),
+        });
+        let kind = if genuine { "genuine" } else { "impostor" };
+        for p in worst_pairs.iter().take(worst) {
+            let (a, b) = p.photos;
+            eprintln!("{kind} {:.3} {} {}", p.protected, name(a), name(b));
+        }
     }
     print_report(
         &dir, &photos, people, &refused, &pairs, fmr, configured, folds,

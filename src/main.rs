@@ -308,8 +308,9 @@ struct BackendArgs {
         required = true
     )]
     trusted_agent_keys: Vec<String>,
-    /// Seconds a recovery challenge stays valid
-    #[arg(long, env = "CHALLENGE_TTL_SECONDS", default_value_t = 120)]
+    /// Seconds a recovery challenge stays valid (1 to 86400)
+    #[arg(long, env = "CHALLENGE_TTL_SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     challenge_ttl_seconds: u64,
     /// Target false-match rate of recovery, from 1e-4 to 1e-2: the match threshold is the
     /// impostor score quantile measured for it (README, Accuracy)
@@ -603,15 +604,21 @@ fn sealed_to(cli: &Cli) -> Result<SealingPublicKey, Error> {
         );
         return Ok(key);
     };
-    let bad = "BACKEND_SEALING_KEY: not a usable X25519 public key in base64url";
-    let key = states::bytes(text, "BACKEND_SEALING_KEY")
-        .ok()
-        .and_then(|b| SealingPublicKey::from_bytes(&b))
-        .ok_or(bad)?;
-    // A low-order point takes any box but no one can open it: refuse it now.
-    let mut rng =
-        rand_chacha::ChaCha20Rng::from_seed(states::random_bytes().map_err(|e| e.to_string())?);
-    key.seal(b"", b"", &mut rng).map_err(|_| bad)?;
+    let bytes = states::bytes(text, "BACKEND_SEALING_KEY")
+        .map_err(|_| "BACKEND_SEALING_KEY: not a usable X25519 public key: not base64url")?;
+    let key = SealingPublicKey::from_bytes(&bytes).ok_or_else(|| {
+        format!(
+            "BACKEND_SEALING_KEY: not a usable X25519 public key: {} bytes, not 32",
+            bytes.len()
+        )
+    })?;
+    // A low-order point takes any box but no one can open it: refuse it now (the test box
+    // is thrown away, so a fixed seed will do).
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([0; 32]);
+    key.seal(b"", b"", &mut rng).map_err(|_| {
+        "BACKEND_SEALING_KEY: not a usable X25519 public key: a low-order point, which no \
+         backend can open boxes for"
+    })?;
     log::info!(
         "server states are sealed to backend key {} (BACKEND_SEALING_KEY)",
         states::b64(&key.id())
@@ -884,7 +891,12 @@ fn listen<S: Service>(
 #[cfg(feature = "backend")]
 fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> {
     let api_key = ApiKey::new(&args.api_key).ok_or("BACKEND_API_KEY is empty")?;
-    let admin_key = args.admin_key.as_deref().and_then(ApiKey::new);
+    let admin_key = match args.admin_key.as_deref() {
+        Some("") => {
+            return Err("BACKEND_ADMIN_KEY is empty (unset it to turn management calls off)".into());
+        }
+        other => other.and_then(ApiKey::new),
+    };
     if admin_key.as_ref().is_some_and(|k| k.matches(&args.api_key)) {
         return Err(
             "BACKEND_ADMIN_KEY must differ from BACKEND_API_KEY: devices hold that one".into(),
@@ -899,11 +911,23 @@ fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> {
     let store = Store::open(&path).map_err(|e| format!("database {}: {e}", path.display()))?;
     let threshold = recognize_agent::backend::matching::for_fmr(args.match_target_fmr)
         .map_err(|e| format!("MATCH_TARGET_FMR: {e}"))?;
-    let store = store.with_budget(Budget {
+    let budget = Budget {
         free: args.recovery_free_attempts,
         backoff_seconds: args.recovery_backoff_seconds,
         lock_after: args.recovery_lock_after,
-    });
+    };
+    if budget.free >= budget.lock_after {
+        log::warn!(
+            "RECOVERY_FREE_ATTEMPTS ({}) is not below RECOVERY_LOCK_AFTER ({}): users lock \
+             before any wait",
+            budget.free,
+            budget.lock_after
+        );
+    }
+    if admin_key.is_none() {
+        log::warn!("no BACKEND_ADMIN_KEY: unlocking and deleting users are off");
+    }
+    let store = store.with_budget(budget);
     let sealing = sealing_key(cli)?;
     let settings = Settings {
         api_key,

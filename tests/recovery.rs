@@ -806,8 +806,30 @@ fn an_unconfigured_agent_seals_to_the_local_backend() {
         ],
     );
     let client = Client::new(&format!("http://{}", backend.addr), API_KEY).unwrap();
-    assert_eq!(
-        client.register(&server).unwrap(),
-        r.json()["keylessId"].as_str().unwrap()
-    );
+    let id = r.json()["keylessId"].as_str().unwrap().to_string();
+    assert_eq!(client.register(&server).unwrap(), id);
+    // Without an admin key, management calls are off, whatever key they carry.
+    for key in [API_KEY, "anything"] {
+        let path = format!("/v1/users/{id}");
+        let r = backend.request("DELETE", &path, &[("X-Api-Key", key)], b"");
+        assert_status(&r, 403, "BACKEND_ADMIN_KEY");
+    }
+    assert_eq!(client.devices(&id).unwrap().len(), 1);
+}
+
+/// The backend refuses to start with an admin key that devices would hold too.
+#[test]
+fn the_admin_key_must_differ_from_the_api_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_recognize-agent"))
+        .args(["backend", "--port", "0"])
+        .env("BACKEND_API_KEY", API_KEY)
+        .env("BACKEND_ADMIN_KEY", API_KEY)
+        .env("TRUSTED_AGENT_KEYS", common::agent_public_key())
+        .env("DATABASE", scratch().join("never.db"))
+        .env("SEALING_KEY_FILE", common::sealing_key_file())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("BACKEND_ADMIN_KEY must differ"), "{stderr}");
 }

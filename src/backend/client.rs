@@ -168,14 +168,16 @@ impl Client {
         self.call("POST", &path, Some(request))
     }
 
-    /// Lifts a user's lock after too many refused attempts (a management call).
+    /// Lifts a user's lock after too many refused attempts (a management call: the client
+    /// must hold the backend's admin key).
     pub fn unlock(&self, keyless_id: &str) -> Result<(), CallError> {
         let path = format!("/v1/users/{keyless_id}/unlock");
         self.call::<Registered>("POST", &path, None::<&()>)
             .map(drop)
     }
 
-    /// Deletes a user: their states no longer register, recover or bind anything.
+    /// Deletes a user: their states no longer register, recover or bind anything (a
+    /// management call: the client must hold the backend's admin key).
     pub fn delete_user(&self, keyless_id: &str) -> Result<(), CallError> {
         let path = format!("/v1/users/{keyless_id}");
         self.call::<()>("DELETE", &path, None::<&()>)

@@ -101,9 +101,9 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// Three free tries, then waits of 1, 2, 4, … 32 minutes, locked at the tenth
-    /// refusal: at a false-match rate of 1e-4 an impostor gets in with odds of about 1 in
-    /// 1,000 before an administrator has to act.
+    /// Three free refusals, then a wait after each further one (1, 2, 4, … 32 minutes),
+    /// and the lock at the tenth: at a false-match rate of 1e-4 an impostor gets in with
+    /// odds of about 1 in 1,000 before an administrator has to act.
     fn default() -> Budget {
         Budget {
             free: 3,
@@ -376,7 +376,7 @@ impl Store {
     /// come: while refusals and open challenges stay within the free ones, challenges are
     /// issued at once; beyond, only one may be open, and only once the back-off of the
     /// last refusal has passed, so tries cannot be gathered to run in parallel; refusals
-    /// and open challenges never reach the lock together; a locked user gets none.
+    /// and open challenges never pass the lock together; a locked user gets none.
     /// Expired challenges are dropped on the way, and a user holds at most
     /// [`MAX_OPEN_CHALLENGES`], so the table stays bounded.
     pub fn add_challenge(
@@ -392,7 +392,8 @@ impl Store {
         if user.template.is_none() {
             return Err(StoreError::NoTemplate);
         }
-        if user.locked {
+        // Locked, or past a lock lowered since the last refusal.
+        if user.locked || user.failures >= budget.lock_after {
             return Err(StoreError::Locked);
         }
         tx.execute(
@@ -970,14 +971,13 @@ mod tests {
         }
         // Other users are not held back.
         store.add_challenge("u2", "other", now, now + 100).unwrap();
-        // Beyond the free tries, one challenge at a time.
+        // Nine refusals and one open challenge: at the lock, no second challenge.
         store.add_challenge("u1", "last", now, now + 100).unwrap();
         assert_eq!(
             store.add_challenge("u1", "more", now, now + 100),
             Err(StoreError::TooManyChallenges)
         );
-        // The tenth refusal locks, even a match is refused while locked, and waiting does
-        // not help.
+        // The tenth refusal locks; waiting does not help.
         let device = ("s", DeviceType::Sdk, &[3u8; 32][..]);
         assert_eq!(
             store.attempt("u1", "last", now, device, false),
@@ -988,6 +988,21 @@ mod tests {
             store.add_challenge("u1", "late", much_later, much_later + 100),
             Err(StoreError::Locked)
         );
+        // A lock lowered below the user's refusals (a new setting) holds at once.
+        store.unlock("u1", much_later).unwrap();
+        for i in 0..2 {
+            assert!(refuse(&mut store, much_later, 100 + i).is_ok());
+        }
+        let lowered = Budget {
+            lock_after: 2,
+            ..budget
+        };
+        store.budget = lowered;
+        assert_eq!(
+            store.add_challenge("u1", "lowered", much_later, much_later + 100),
+            Err(StoreError::Locked)
+        );
+        store.budget = budget;
         store.unlock("u1", much_later).unwrap();
         // Free tries can be gathered; no more.
         for i in 0..3 {
@@ -1023,6 +1038,7 @@ mod tests {
                 Committed,
                 DeviceBound,
                 Locked,
+                Unlocked,
                 Unlocked,
                 Unlocked,
                 DeviceBound
