@@ -23,8 +23,8 @@ use recognize_agent::backend::matching;
 use recognize_agent::contract::Scenario;
 use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::rotation::{Rotation, Template};
-use recognize_agent::protect::seal::{Sealed, SealingKey};
+use recognize_agent::protect::rotation::Rotation;
+use recognize_agent::protect::seal::SealingKey;
 use recognize_agent::protect::states::{self, ClientType, ServerState};
 use recognize_agent::recovery;
 use recognize_agent::vision::embed::Embedding;
@@ -167,15 +167,7 @@ fn score_pairs(photos: &[Photo], folds: usize) -> Result<Vec<Pair>, Error> {
         )?;
         // The backend's side: the sealed template, opened.
         let server = states::decode::<ServerState>(&issued.server_state)?.state;
-        let sealed = Sealed {
-            enc: server.enc,
-            ciphertext: server.template.clone(),
-        };
-        let plain = sealing.open(
-            &sealed,
-            &states::template_aad(&server.keyless_id, &server.model),
-        )?;
-        let template = Template::from_bytes(&plain).ok_or("a template")?;
+        let template = server.open_template(&sealing)?;
         // The device's side: the client state's rotation (drawn once for all probes, as
         // `recovery::probe` draws it for one).
         let client = recovery::client_state(&issued.client_state)?;

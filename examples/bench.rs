@@ -21,7 +21,7 @@ use recognize_agent::kiosk::preview;
 use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::{self, KeyFile};
 use recognize_agent::protect::rotation::Template;
-use recognize_agent::protect::seal::{Sealed, SealingKey};
+use recognize_agent::protect::seal::SealingKey;
 use recognize_agent::protect::states::ClientType;
 use recognize_agent::protect::states::{self, ServerState};
 use recognize_agent::recovery;
@@ -126,13 +126,8 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
         let states = issue(&mut rng)?;
         let client = recovery::client_state(&states.client_state)?;
         let server = states::decode::<ServerState>(&states.server_state)?.state;
-        let aad = states::template_aad(&server.keyless_id, &server.model);
-        let sealed = Sealed {
-            enc: server.enc,
-            ciphertext: server.template.clone(),
-        };
         let device = KeyFile::ephemeral()?;
-        let enrolled = Template::from_bytes(&sealing.open(&sealed, &aad)?).ok_or("a template")?;
+        let enrolled = server.open_template(&sealing)?;
         let bind = recovery::bind_request(
             &client.keyless_id,
             &states::b64(&[9; 32]),
@@ -173,7 +168,7 @@ fn stages(out_dir: &str) -> Result<(), Box<dyn std::error::Error>> {
             ),
             (
                 "backend registration: open the sealed template",
-                time(|| sealing.open(&sealed, &aad).map(|t| t.len())),
+                time(|| server.open_template(&sealing).map(|t| t.0.len())),
             ),
             (
                 "backend decision: device signature, match",

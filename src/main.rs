@@ -893,7 +893,9 @@ fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> {
     let api_key = ApiKey::new(&args.api_key).ok_or("BACKEND_API_KEY is empty")?;
     let admin_key = match args.admin_key.as_deref() {
         Some("") => {
-            return Err("BACKEND_ADMIN_KEY is empty (unset it to turn management calls off)".into());
+            return Err(
+                "BACKEND_ADMIN_KEY is empty (unset it to turn management calls off)".into(),
+            );
         }
         other => other.and_then(ApiKey::new),
     };

@@ -305,18 +305,11 @@ fn states_are_sealed_to_the_configured_backend_key_and_a_bad_one_is_refused() {
     let (_, _, server) = parts(v["serverState"].as_str().unwrap());
     assert_eq!(server["sealedTo"], id.as_str());
     // Sealed to that key indeed: it opens there, and not with the tests' own key.
-    let bytes = |k: &str| URL_SAFE_NO_PAD.decode(server[k].as_str().unwrap()).unwrap();
-    let sealed = recognize_agent::protect::seal::Sealed {
-        enc: bytes("enc").try_into().unwrap(),
-        ciphertext: bytes("template"),
-    };
-    let keyless_id = server["keylessId"].as_str().unwrap();
-    let aad = recognize_agent::protect::states::template_aad(
-        keyless_id,
-        server["model"].as_str().unwrap(),
-    );
-    assert_eq!(elsewhere.open(&sealed, &aad).unwrap().len(), 192 * 4);
-    assert!(common::sealing_key().open(&sealed, &aad).is_err());
+    use recognize_agent::protect::states::{self, ServerState};
+    let state = states::decode::<ServerState>(v["serverState"].as_str().unwrap());
+    let state = state.unwrap().state;
+    assert!(state.open_template(&elsewhere).is_ok());
+    assert!(state.open_template(&common::sealing_key()).is_err());
     // Not a key, and a key no box can be opened for (a low-order point).
     for bad in ["AAAA", &URL_SAFE_NO_PAD.encode([0u8; 32])] {
         let (code, stdout, stderr) = enroll_sealed_to(bad);

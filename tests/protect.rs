@@ -11,8 +11,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::contract::Scenario;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::rotation::{Rotation, Template, random_unit};
-use recognize_agent::protect::seal::{SealError, Sealed, SealingKey};
+use recognize_agent::protect::rotation::{Rotation, random_unit};
+use recognize_agent::protect::seal::{SealError, SealingKey};
 use recognize_agent::protect::states::{self, ClientState, ClientType, ServerState};
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::embed::{DIM, Embedding};
@@ -197,33 +197,25 @@ fn a_sealed_template_opens_only_at_its_backend() {
     let server = states::decode::<ServerState>(&issued.server_state)
         .unwrap()
         .state;
-    let aad = states::template_aad(&server.keyless_id, &server.model);
-    let sealed = Sealed {
-        enc: server.enc,
-        ciphertext: server.template.clone(),
-    };
-    let plain = sealing_key().open(&sealed, &aad).unwrap();
+    let enrolled = server.open_template(&sealing_key()).unwrap();
     let client = states::decode::<ClientState>(&issued.client_state)
         .unwrap()
         .state;
     let probe = Rotation::from_seed(&client.seed).protect(&e.vector);
-    assert!(Template::from_bytes(&plain).unwrap().cosine(&probe) > 0.9999);
+    assert!(enrolled.cosine(&probe) > 0.9999);
     // Another key (the customer's own guess) opens nothing.
     let other = SealingKey::from_secret(&[9; 32]);
-    assert_eq!(other.open(&sealed, &aad), Err(SealError::Open));
+    assert_eq!(server.open_template(&other), Err(SealError::Open));
     // Nor does the box moved to another user.
-    let moved = states::template_aad("someone-else", &server.model);
-    assert_eq!(sealing_key().open(&sealed, &moved), Err(SealError::Open));
+    let mut moved = server.clone();
+    moved.keyless_id = "someone-else".into();
+    assert_eq!(moved.open_template(&sealing_key()), Err(SealError::Open));
     // Tampered ciphertext, re-signed by the agent: refused by the AEAD.
     let mut altered = server.clone();
     altered.template[10] ^= 0x40;
     let resigned = states::encode(&altered, &agent);
     let reread = states::decode::<ServerState>(&resigned).unwrap().state;
-    let tampered = Sealed {
-        enc: reread.enc,
-        ciphertext: reread.template,
-    };
-    assert_eq!(sealing_key().open(&tampered, &aad), Err(SealError::Open));
+    assert_eq!(reread.open_template(&sealing_key()), Err(SealError::Open));
     // Tampered without the agent's key: the signature check refuses it first.
     let forged = resigned.replacen(
         &states::b64(&agent.public()),

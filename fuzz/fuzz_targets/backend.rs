@@ -23,7 +23,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::rotation::{Rotation, random_unit};
+use recognize_agent::protect::rotation::{Rotation, Template, random_unit};
 use recognize_agent::protect::seal::SealingKey;
 use recognize_agent::protect::states::{self, ClientType};
 
@@ -44,8 +44,8 @@ fn sealing() -> SealingKey {
 }
 
 /// The committed user's template.
-fn template() -> Vec<u8> {
-    Rotation::from_seed(&[6; 32]).protect(&random_unit(1)).to_bytes()
+fn template() -> Template {
+    Rotation::from_seed(&[6; 32]).protect(&random_unit(1))
 }
 
 fn backend() -> Backend {
@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let device = KeyFile::ephemeral().unwrap();
-        let template = if body.is_empty() { template() } else { body.as_bytes().to_vec() };
+        let template = if body.is_empty() { template().to_bytes() } else { body.as_bytes().to_vec() };
         let nonce = states::bytes(&challenge, "challenge").unwrap();
         let mut message = bind_message(USER, &nonce, &device.public(), &template);
         if flags & 8 != 0 {

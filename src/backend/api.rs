@@ -21,7 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::exchange::{Reply, YAML, exchange, method_not_allowed, read_json};
 use crate::protect::keys;
 use crate::protect::rotation::Template;
-use crate::protect::seal::{Sealed, SealingKey};
+use crate::protect::seal::SealingKey;
 use crate::protect::states::{self, ServerState};
 
 /// Largest request body: the API's documents are small.
@@ -255,19 +255,13 @@ impl Backend {
                 states::b64(&sealing.public().id())
             )));
         }
-        let sealed = Sealed {
-            enc: state.enc,
-            ciphertext: state.template.clone(),
-        };
-        let template = sealing
-            .open(&sealed, &states::template_aad(id, &state.model))
-            .ok()
-            .and_then(|plain| Template::from_bytes(&plain))
-            .ok_or_else(|| bad("its template does not open with this backend's key".into()))?;
+        let template = state
+            .open_template(sealing)
+            .map_err(|_| bad("its template does not open with this backend's key".into()))?;
         let device_id = random(states::random_id)?;
         let user = NewUser {
             keyless_id: id,
-            template: &template.to_bytes(),
+            template: &template,
             agent_key: &signed.agent,
             scenario: state.scenario.as_str(),
             created: state.iat,
@@ -303,18 +297,16 @@ impl Backend {
             .filter(|c| c.len() == CHALLENGE_BYTES)
             .ok_or_else(|| ApiError::bad_request("challenge: not one of this backend's"))?;
         let device_key = public_key(&request.device_public_key, "devicePublicKey")?;
-        let template = states::bytes(&request.template, "template")
-            .ok()
-            .and_then(|t| Template::from_bytes(&t))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "template: not {} little-endian floats of unit length, base64url",
-                    crate::vision::embed::DIM
-                ))
-            })?;
+        let sent = states::bytes(&request.template, "template").unwrap_or_default();
+        let template = Template::from_bytes(&sent).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "template: not {} little-endian floats of unit length, base64url",
+                crate::vision::embed::DIM
+            ))
+        })?;
         let signature = states::bytes(&request.signature, "signature")
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let message = messages::bind_message(id, &challenge, &device_key, &template.to_bytes());
+        let message = messages::bind_message(id, &challenge, &device_key, &sent);
         if !keys::verify(&device_key, &message, &signature) {
             return Err(ApiError::bad_request(
                 "signature: not the device key's over this request",
@@ -322,8 +314,7 @@ impl Backend {
         }
         let mut store = self.store();
         let enrolled = store.template(id).map_err(|e| store_error(e, id))?;
-        let matched = Template::from_bytes(&enrolled)
-            .is_some_and(|t| matching::score(&t, &template) >= self.settings.threshold);
+        let matched = matching::score(&enrolled, &template) >= self.settings.threshold;
         let device_id = random(states::random_id)?;
         let device = (device_id.as_str(), DeviceType::Sdk, &device_key[..]);
         let attempt = store

@@ -9,6 +9,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::messages::{Device, DeviceType};
+use crate::protect::rotation::Template;
 
 /// Schema versions, applied in order; `user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -193,8 +194,8 @@ pub struct AuditEntry {
 /// A user to register.
 pub struct NewUser<'a> {
     pub keyless_id: &'a str,
-    /// The protected template (little-endian `f32`).
-    pub template: &'a [u8],
+    /// The protected template.
+    pub template: &'a Template,
     pub agent_key: &'a [u8],
     pub scenario: &'a str,
     pub created: u64,
@@ -319,7 +320,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
             params![
                 user.keyless_id,
-                user.template,
+                user.template.to_bytes(),
                 user.agent_key,
                 user.scenario,
                 user.created as i64,
@@ -365,10 +366,13 @@ impl Store {
     }
 
     /// A committed user's protected template.
-    pub fn template(&self, keyless_id: &str) -> Result<Vec<u8>, StoreError> {
-        committed_user(&self.conn, keyless_id)?
+    pub fn template(&self, keyless_id: &str) -> Result<Template, StoreError> {
+        let stored = committed_user(&self.conn, keyless_id)?
             .template
-            .ok_or(StoreError::NoTemplate)
+            .ok_or(StoreError::NoTemplate)?;
+        Template::from_bytes(&stored).ok_or_else(|| {
+            StoreError::Database(format!("the stored template of {keyless_id} is damaged"))
+        })
     }
 
     /// Records a one-time challenge for a committed user at time `now`, valid until
@@ -690,10 +694,26 @@ fn insert_device(
 mod tests {
     use super::*;
 
+    /// A fresh directory named after `tag` and this process, and a database path in it.
+    fn scratch_db(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("backend.db");
+        (dir, path)
+    }
+
+    /// A unit vector as every user's template.
+    const ENROLLED: Template = Template({
+        let mut v = [0f32; crate::vision::embed::DIM];
+        v[0] = 1.0;
+        v
+    });
+
     fn user<'a>(id: &'a str, device: &'a str) -> NewUser<'a> {
         NewUser {
             keyless_id: id,
-            template: &[1; 8],
+            template: &ENROLLED,
             agent_key: &[2; 32],
             scenario: "SELFIE",
             created: 100,
@@ -713,7 +733,7 @@ mod tests {
         assert_eq!(store.devices("u1"), Err(StoreError::NotFound));
         store.commit("u1", 100).unwrap();
         assert_eq!(store.commit("nobody", 100), Err(StoreError::NotFound));
-        assert_eq!(store.template("u1").unwrap(), vec![1; 8]);
+        assert_eq!(store.template("u1").unwrap(), ENROLLED);
         let listed = store.devices("u1").unwrap();
         assert_eq!(
             listed,
@@ -823,9 +843,7 @@ mod tests {
 
     #[test]
     fn migrations_run_once_on_a_file() {
-        let dir = std::env::temp_dir().join(format!("ra-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("backend.db");
+        let (dir, path) = scratch_db("ra-store");
         {
             let mut store = Store::open(&path).unwrap();
             store.register(&user("u1", "d1"), true).unwrap();
@@ -1050,9 +1068,7 @@ mod tests {
     /// cannot be matched.
     #[test]
     fn a_version_1_database_migrates() {
-        let dir = std::env::temp_dir().join(format!("ra-store-v1-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("backend.db");
+        let (dir, path) = scratch_db("ra-store-v1");
         {
             let mut conn = Connection::open(&path).unwrap();
             let tx = conn.transaction().unwrap();

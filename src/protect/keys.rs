@@ -98,7 +98,7 @@ impl KeyFile {
 }
 
 /// `bytes` filled from the OS's random source.
-pub fn fill_random(bytes: &mut [u8]) -> std::io::Result<()> {
+fn fill_random(bytes: &mut [u8]) -> std::io::Result<()> {
     getrandom::fill(bytes).map_err(|e| std::io::Error::other(e.to_string()))
 }
 

@@ -13,6 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::keys::{self, KeyFile};
+use super::rotation::Template;
+use super::seal::{SealError, Sealed, SealingKey};
 use crate::contract::Scenario;
 
 /// Identifies the face pipeline and template protection a state was made with; recovery
@@ -82,6 +84,19 @@ pub struct ServerState {
     pub enc: [u8; 32],
     #[serde(with = "base64url")]
     pub template: Vec<u8>,
+}
+
+impl ServerState {
+    /// The protected template, opened with the backend's `key`: a unit vector, or an
+    /// error if the box was sealed to another key, for another user, or altered.
+    pub fn open_template(&self, key: &SealingKey) -> Result<Template, SealError> {
+        let sealed = Sealed {
+            enc: self.enc,
+            ciphertext: self.template.clone(),
+        };
+        let plain = key.open(&sealed, &template_aad(&self.keyless_id, &self.model))?;
+        Template::from_bytes(&plain).ok_or(SealError::Open)
+    }
 }
 
 /// A state and the agent key that signed it.
@@ -226,7 +241,7 @@ pub fn check_model(model: &str) -> Result<(), StateError> {
 }
 
 /// What a sealed template is bound to: the user and the pipeline.
-pub fn template_aad(keyless_id: &str, model: &str) -> Vec<u8> {
+pub(super) fn template_aad(keyless_id: &str, model: &str) -> Vec<u8> {
     [keyless_id.as_bytes(), b"\0", model.as_bytes()].concat()
 }
 

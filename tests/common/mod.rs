@@ -8,7 +8,7 @@ use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::Enroller;
 use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
-use recognize_agent::protect::seal::{Sealed, SealingKey};
+use recognize_agent::protect::seal::SealingKey;
 use recognize_agent::protect::states::{self, ServerState};
 use recognize_agent::vision::embed::Embedding;
 use recognize_agent::vision::{Models, Precision, default_models_dir};
@@ -74,15 +74,9 @@ pub fn match_score(client_state: &str, server_state: &str, embedding: &Embedding
     let server = states::decode::<ServerState>(server_state)
         .expect("a server state")
         .state;
-    let sealed = Sealed {
-        enc: server.enc,
-        ciphertext: server.template.clone(),
-    };
-    let aad = states::template_aad(&server.keyless_id, &server.model);
-    let plain = sealing_key()
-        .open(&sealed, &aad)
+    let enrolled = server
+        .open_template(&sealing_key())
         .expect("sealed to the tests' key");
-    let enrolled = recognize_agent::protect::rotation::Template::from_bytes(&plain).unwrap();
     enrolled.cosine(&recognize_agent::recovery::probe(&client, embedding))
 }
 
