@@ -1,7 +1,7 @@
 //! Recognition accuracy of account recovery on a labelled folder of photos,
 //! `<identity>/<photo>`, printed as Markdown (the README's *Accuracy* section).
 //!
-//! `accuracy DIR [--fmr F] [--folds K] [--worst N]`: every photo is decoded and analysed once. Failure
+//! `accuracy DIR [--fmr F] [--folds K] [--worst N] [--single]`: every photo is decoded and analysed once. Failure
 //! to enrol is the share of photos a scenario's filters refuse (or where no face is
 //! found). Every photo with a face is then enrolled through the agent's issuer (rotation,
 //! sealing, signed states), its server state opened with the backend's key, and every
@@ -11,7 +11,8 @@
 //! Thresholds for target false-match rates are also chosen by `K`-fold cross-validation
 //! over identities (each fold's threshold from the impostor pairs of the other folds'
 //! people, its error rates on its own people's pairs), so no figure is read off the very
-//! pairs that chose it. `--worst N` lists on stderr the N impostor pairs of highest score
+//! pairs that chose it. `--single` embeds each face once, without its mirror image (the
+//! agent's default averages both). `--worst N` lists on stderr the N impostor pairs of highest score
 //! and the N genuine pairs of lowest score (people and photos), to look for mislabelled
 //! photos or wrong faces. Photos and embeddings stay in memory; nothing is written.
 
@@ -29,9 +30,11 @@ use recognize_agent::protect::states::{self, ClientType, ServerState};
 use recognize_agent::recovery;
 use recognize_agent::vision::embed::Embedding;
 use recognize_agent::vision::filters::{self, Policy};
-use recognize_agent::vision::{Models, decode, default_models_dir, default_precision};
+use recognize_agent::vision::{Models, default_models_dir, default_precision};
 
-type Error = Box<dyn std::error::Error>;
+mod support;
+
+use support::{Error, rate};
 
 /// The false-match rates reported.
 const TARGETS: [f64; 4] = [1e-2, 1e-3, 1e-4, 1e-5];
@@ -56,32 +59,31 @@ fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut dir = None;
     let (mut fmr, mut folds, mut worst) = (matching::DEFAULT_FMR, 5usize, 0usize);
+    let mut single = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--fmr" => fmr = it.next().ok_or("--fmr needs a value")?.parse()?,
             "--folds" => folds = it.next().ok_or("--folds needs a value")?.parse()?,
             "--worst" => worst = it.next().ok_or("--worst needs a value")?.parse()?,
+            "--single" => single = true,
             other if dir.is_none() => dir = Some(PathBuf::from(other)),
             other => return Err(format!("unexpected argument {other}").into()),
         }
     }
-    let dir = dir.ok_or("usage: accuracy DIR [--fmr F] [--folds K] [--worst N]")?;
+    let dir = dir.ok_or("usage: accuracy DIR [--fmr F] [--folds K] [--worst N] [--single]")?;
     let configured = matching::for_fmr(fmr)?;
-    let files = photos(&dir)?;
+    let files = support::labelled(&dir)?.1;
     let people = files.iter().map(|(i, _)| *i).max().map_or(0, |m| m + 1);
     eprintln!("{} photos of {people} people", files.len());
 
-    let models = Models::load(&default_models_dir(), default_precision()?)?;
+    let mut models = Models::load(&default_models_dir(), default_precision()?)?;
+    models.embedder.mirror = !single;
     let policies = Scenario::ALL.map(Policy::for_scenario);
     let mut refused = [0usize; 3];
     let mut photos = Vec::new();
     for (n, (identity, path)) in files.iter().enumerate() {
-        let image = decode::decode(
-            &std::fs::read(path)?,
-            &decode::DecodeOptions::file(50_000_000),
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let image = support::decode_file(path)?;
         let analysis = models.analyse(&image)?;
         for (s, policy) in policies.iter().enumerate() {
             let triggered = filters::evaluate(&analysis, policy).any_triggered();
@@ -121,28 +123,6 @@ fn main() -> Result<(), Error> {
         &dir, &photos, people, &refused, &pairs, fmr, configured, folds,
     );
     Ok(())
-}
-
-/// `(identity index, path)` of every photo under `dir/<identity>/`, in name order.
-fn photos(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
-    let mut people: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    people.sort();
-    let mut out = Vec::new();
-    for (i, person) in people.iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(person)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().map(|f| (i, f)));
-    }
-    if out.is_empty() {
-        return Err(format!("{}: no <identity>/<photo> files", dir.display()).into());
-    }
-    Ok(out)
 }
 
 /// Every unordered pair of photos with a face: the earlier enrolled through the issuer and
@@ -222,27 +202,6 @@ fn errors<'a>(pairs: impl Iterator<Item = (&'a Pair, f32)>, threshold: f32) -> [
         }
     }
     e
-}
-
-/// A rate with its 95 % Wilson score interval, in percent.
-fn rate(k: usize, n: usize) -> String {
-    if n == 0 {
-        return "–".into();
-    }
-    let (k, n, z) = (k as f64, n as f64, 1.96f64);
-    let p = k / n;
-    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
-    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    // Two decimals of a percent, or four for rates under 0.1 %.
-    let d = if p < 1e-3 { 4 } else { 2 };
-    format!(
-        "{:.d$} % ({} / {}; {:.d$}–{:.d$})",
-        100.0 * p,
-        k,
-        n,
-        100.0 * (centre - half).max(0.0),
-        100.0 * (centre + half).min(1.0)
-    )
 }
 
 fn sorted_impostors(pairs: &[Pair], score: impl Fn(&Pair) -> f32) -> Vec<f32> {

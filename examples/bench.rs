@@ -233,7 +233,7 @@ fn models(runs: usize) -> Result<(), Box<dyn std::error::Error>> {
     ];
     let precision = default_precision()?;
     for (file, shape) in models {
-        let plan = model::load(&dir.join(file), &shape, precision)?;
+        let plan = model::load(&dir.join(file), &shape, &[], precision)?;
         let input: Tensor = tract_ndarray::Array4::<f32>::from_shape_fn(shape, |(_, y, x, c)| {
             ((x * 7 + y * 3 + c) % 255) as f32 / 127.5 - 1.0
         })

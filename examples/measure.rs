@@ -45,8 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(p) = &a.primary {
             let o = p.occlusion;
             print!(
-                " norm {:.1} skin {:.2} eyeB {:.2} eyeC {:.2} mouth {:.2} box {:.0},{:.0},{:.0},{:.0}",
+                " norm {:.1} occluded {:.2} skin {:.2} eyeB {:.2} eyeC {:.2} mouth {:.2} box {:.0},{:.0},{:.0},{:.0}",
                 p.embedding.raw_norm,
+                o.score,
                 o.lower_skin,
                 o.eye_brightness,
                 o.eye_contrast,

@@ -26,7 +26,7 @@ fn main() -> TractResult<()> {
     };
     let shape: Vec<usize> = shape.split(',').map(str::parse).collect::<Result<_, _>>()?;
     let precision = recognize_agent::vision::default_precision().map_err(TractError::msg)?;
-    let plan = model::load(std::path::Path::new(path), &shape, precision)?;
+    let plan = model::load(std::path::Path::new(path), &shape, &[], precision)?;
     let plan = plan.runnable();
     let input: TValue = Tensor::zero::<f32>(&shape)?.into();
     let mut state = SimpleState::new(plan)?;

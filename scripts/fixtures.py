@@ -199,7 +199,8 @@ def main():
     chin = geometry(body)[0]["box"][3]
     save(body.crop((0, int(chin) + 10, body.width, body.height)), "missing", "obama3_body", ["faceMissing"])
     # An identity-document layout: the main portrait and a faded "ghost" copy at half size.
-    # Only comparable faces count towards faceMultiple for DOCUMENT; for a selfie it is two faces.
+    # The ghost is half the portrait's size: smaller than a face that counts towards
+    # faceMultiple in any scenario, so the card enrols as a document and as a selfie.
     for name in ("obama", "biden"):
         main = bases[name].copy()
         main.thumbnail((360, 450))
@@ -209,7 +210,7 @@ def main():
         card.paste(main, (30, 30))
         card.paste(ghost, (main.width + 200, card.height - ghost.height - 40))
         save(card, "document", f"{name}_card", [], scenario="DOCUMENT")
-        manifest.append({"file": f"document/{name}_card.jpg", "scenario": "SELFIE", "triggers": ["faceMultiple"]})
+        manifest.append({"file": f"document/{name}_card.jpg", "scenario": "SELFIE", "triggers": []})
     # A greyscale photograph of a person: black and white (SELFIE), fine as a trusted portrait.
     camera = Image.open(PHOTOS / "camera.png").convert("RGB")
     save(camera, "grey", "camera", ["imageBlackAndWhite", "faceTooSmall"])

@@ -237,6 +237,11 @@ fn every_state_of_the_kiosk_page_renders_in_chromium() {
         browser.screenshot(name);
     }
 
+    // A face half the subject's size (an ID card's ghost portrait) is not a second person.
+    let server = kiosk(&fixture("document/obama_card.jpg"), &[]);
+    browser.open(&page(&server));
+    shows(&browser, "WATCHING", Guidance::Ready, "Ready: press Start");
+
     // Ready, then Start: capturing, then enrolled with the keylessId the agent reports.
     let server = kiosk(&fixture("clean/obama.jpg"), &[]);
     browser.open(&page(&server));

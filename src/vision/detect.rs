@@ -15,6 +15,18 @@ pub const MAX_FACES: usize = 32;
 /// Margin added around the image, as a fraction of its longer side, before detection.
 const EDGE_MARGIN: f32 = 0.1;
 
+/// The wide pass's margin ([`Detector::detect_wide`]): the image shrunk to half the input.
+const WIDE_MARGIN: f32 = 0.5;
+
+/// The wide pass's minimum confidence: lower, since only a face the embedder confirms is
+/// kept and the pass runs only when the others found none.
+const WIDE_SCORE_THRESHOLD: f32 = 0.3;
+
+/// The wide pass keeps only faces at least this fraction of the frame's shorter side: it
+/// is for faces that fill the frame, and at its lower confidence, small candidates are
+/// more often textures than faces.
+const WIDE_MIN_SIZE: f32 = 0.25;
+
 /// Faces found in one image, strongest first; fixed capacity, no per-request heap growth.
 pub type Faces = heapless::Vec<Face, MAX_FACES>;
 
@@ -66,6 +78,28 @@ impl Face {
     pub fn size(&self) -> f32 {
         self.bbox.width().max(self.bbox.height())
     }
+
+    /// Fraction of the face box outside a `width`×`height` image.
+    pub fn outside_fraction(&self, width: u32, height: u32) -> f32 {
+        let image = Rect {
+            x0: 0.0,
+            y0: 0.0,
+            x1: width as f32,
+            y1: height as f32,
+        };
+        let area = self.bbox.area();
+        if area > 0.0 {
+            1.0 - self.bbox.intersection(&image).area() / area
+        } else {
+            1.0
+        }
+    }
+
+    /// Size of the part of the face inside the image: its size times the fraction of its
+    /// box inside, so a face cut by the border weighs less than a whole one.
+    pub fn visible_size(&self, width: u32, height: u32) -> f32 {
+        self.size() * (1.0 - self.outside_fraction(width, height))
+    }
 }
 
 /// Detector settings.
@@ -88,6 +122,16 @@ impl Default for DetectorConfig {
     }
 }
 
+/// The rectangle of the whole image.
+fn whole(image: &RgbImage) -> Rect {
+    Rect {
+        x0: 0.0,
+        y0: 0.0,
+        x1: image.width() as f32,
+        y1: image.height() as f32,
+    }
+}
+
 /// A BlazeFace model (256 "back" or 128 "front") with its anchors.
 pub struct Detector {
     plan: Plan,
@@ -104,7 +148,7 @@ impl Detector {
         precision: Precision,
         config: DetectorConfig,
     ) -> TractResult<Detector> {
-        let plan = model::load(path, &[1, size as usize, size as usize, 3], precision)?;
+        let plan = model::load(path, &[1, size as usize, size as usize, 3], &[], precision)?;
         // Two heads: a 16×16 grid with 2 anchors per cell, an 8×8 grid with 6.
         let mut anchors = Vec::with_capacity(896);
         for (grid, per_cell) in [(16u32, 2), (8, 6)] {
@@ -128,16 +172,25 @@ impl Detector {
 
     /// Finds faces in the whole of `image`.
     pub fn detect(&self, image: &RgbImage) -> TractResult<Faces> {
-        let full = Rect {
-            x0: 0.0,
-            y0: 0.0,
-            x1: image.width() as f32,
-            y1: image.height() as f32,
-        };
-        Ok(weighted_nms(
-            self.detect_in(image, full)?,
-            self.config.nms_iou,
-        ))
+        let faces = self.detect_in(
+            image,
+            whole(image),
+            EDGE_MARGIN,
+            self.config.score_threshold,
+        )?;
+        Ok(weighted_nms(faces, self.config.nms_iou))
+    }
+
+    /// A last pass for a frame where the others found no face: the whole image shrunk
+    /// into the middle of the input, at a lower confidence, keeping large faces only.
+    /// Finds faces that fill the frame (tight crops) or that a mask or dark glasses make
+    /// less face-like.
+    pub fn detect_wide(&self, image: &RgbImage) -> TractResult<Faces> {
+        let threshold = WIDE_SCORE_THRESHOLD.min(self.config.score_threshold);
+        let mut faces = self.detect_in(image, whole(image), WIDE_MARGIN, threshold)?;
+        let shorter = image.width().min(image.height()) as f32;
+        faces.retain(|f| f.size() >= WIDE_MIN_SIZE * shorter);
+        Ok(weighted_nms(faces, self.config.nms_iou))
     }
 
     /// Searches overlapping tiles of a frame much larger than the model input, so that
@@ -159,20 +212,29 @@ impl Detector {
                         x1: (x + side) as f32,
                         y1: (y + side) as f32,
                     };
-                    candidates.extend(self.detect_in(image, tile)?);
+                    let threshold = self.config.score_threshold;
+                    candidates.extend(self.detect_in(image, tile, EDGE_MARGIN, threshold)?);
                 }
             }
         }
         Ok(weighted_nms(candidates, self.config.nms_iou))
     }
 
-    /// Runs the model on the `region` of `image`, letterboxed into the input square.
-    fn detect_in(&self, image: &RgbImage, region: Rect) -> TractResult<Vec<Face>> {
+    /// Runs the model on the `region` of `image`, letterboxed into the input square with
+    /// `margin` (a fraction of the region's longer side) around it; keeps the candidates
+    /// of at least `threshold` confidence.
+    fn detect_in(
+        &self,
+        image: &RgbImage,
+        region: Rect,
+        margin: f32,
+        threshold: f32,
+    ) -> TractResult<Vec<Face>> {
         let (rx, ry) = (region.x0 as u32, region.y0 as u32);
         let (rw, rh) = (region.width() as u32, region.height() as u32);
         let n = self.size as usize;
         // A margin around the region lets the detector see faces cut by its edges.
-        let scale = self.size as f32 / (rw.max(rh) as f32 * (1.0 + 2.0 * EDGE_MARGIN));
+        let scale = self.size as f32 / (rw.max(rh) as f32 * (1.0 + 2.0 * margin));
         let (sw, sh) = (
             ((rw as f32 * scale).round() as u32).clamp(1, self.size),
             ((rh as f32 * scale).round() as u32).clamp(1, self.size),
@@ -207,7 +269,7 @@ impl Detector {
             for (logit, raw) in scores.iter().zip(boxes.chunks_exact(16)) {
                 let anchor = anchors.next().copied().unwrap_or_default();
                 let score = 1.0 / (1.0 + (-logit.clamp(-100.0, 100.0)).exp());
-                if score < self.config.score_threshold {
+                if score < threshold {
                     continue;
                 }
                 let (cx, cy) = (anchor.x * size + raw[0], anchor.y * size + raw[1]);

@@ -4,12 +4,33 @@ use std::path::Path;
 
 use image::RgbImage;
 use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::{bail, ensure};
 
 use super::align::ALIGNED;
 use super::model::{self, Plan, Precision};
 
 /// Embedding dimension.
 pub const DIM: usize = 192;
+
+/// The network's last feature map (7×7 cells of 512 channels, before the global pooling
+/// that makes the embedding): where on the face each feature is, which the occlusion
+/// classifier reads ([`Bands`]).
+pub const FEATURE_MAP: &str = "MobileFaceNet/MobileFaceNet/Conv2d_7/add";
+
+/// Channels of [`FEATURE_MAP`].
+pub const CHANNELS: usize = 512;
+
+/// Cells per side of [`FEATURE_MAP`].
+const CELLS: usize = 7;
+
+/// Rows of [`FEATURE_MAP`] averaged into each band: the eyes and brows (aligned-crop rows
+/// 16–64), then the nose and mouth (64–112).
+const BANDS: [std::ops::Range<usize>; 2] = [1..4, 4..7];
+
+/// The mean of each channel of the last feature map over each band of the face, eyes
+/// then mouth: what the network sees there, for the occlusion classifier. Kept only
+/// while one image is analysed.
+pub type Bands = [f32; BANDS.len() * CHANNELS];
 
 /// A unit-length face embedding. Biometric data: never logged, never stored as is.
 #[derive(Clone)]
@@ -20,6 +41,16 @@ pub struct Embedding {
 }
 
 impl Embedding {
+    /// The unit vector of a raw network output, and the output's length.
+    fn normalised(raw: [f32; DIM]) -> Embedding {
+        let raw_norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let mut vector = [0.0; DIM];
+        for (v, r) in vector.iter_mut().zip(raw) {
+            *v = r / raw_norm.max(f32::MIN_POSITIVE);
+        }
+        Embedding { vector, raw_norm }
+    }
+
     /// Cosine similarity (both vectors are unit length).
     pub fn cosine(&self, other: &Embedding) -> f32 {
         self.vector
@@ -39,29 +70,84 @@ impl std::fmt::Debug for Embedding {
 /// The MobileFaceNet plan.
 pub struct Embedder {
     plan: Plan,
+    /// Whether [`Embedder::embed`] also embeds the mirrored crop and averages the two
+    /// (test-time augmentation: on by default; `scripts/accuracy --single` measures it).
+    pub mirror: bool,
 }
 
 impl Embedder {
     pub fn load(path: &Path, precision: Precision) -> TractResult<Embedder> {
         let side = ALIGNED as usize;
         Ok(Embedder {
-            plan: model::load(path, &[1, side, side, 3], precision)?,
+            plan: model::load(path, &[1, side, side, 3], &[FEATURE_MAP], precision)?,
+            mirror: true,
         })
     }
 
-    /// Embeds an aligned face crop.
+    /// Embeds an aligned face crop and, if [`Embedder::mirror`], its mirror image: the
+    /// raw outputs are averaged before normalisation.
     pub fn embed(&self, aligned: &RgbImage) -> TractResult<Embedding> {
+        Ok(self.embed_with_bands(aligned)?.0)
+    }
+
+    /// [`Embedder::embed`], with the feature map's [`Bands`] of the crop itself.
+    pub fn embed_with_bands(&self, aligned: &RgbImage) -> TractResult<(Embedding, Box<Bands>)> {
+        let (mut raw, bands) = self.raw(aligned, false)?;
+        if self.mirror {
+            for (r, m) in raw.iter_mut().zip(self.raw(aligned, true)?.0) {
+                *r = (*r + m) / 2.0;
+            }
+        }
+        Ok((Embedding::normalised(raw), bands))
+    }
+
+    /// Embeds the crop only, without its mirror: enough to tell a face from a non-face.
+    pub fn embed_once(&self, aligned: &RgbImage) -> TractResult<Embedding> {
+        Ok(Embedding::normalised(self.raw(aligned, false)?.0))
+    }
+
+    /// The network's raw output for the crop, mirrored left to right if `mirrored`, and
+    /// the bands of its feature map.
+    fn raw(&self, aligned: &RgbImage, mirrored: bool) -> TractResult<([f32; DIM], Box<Bands>)> {
         let side = ALIGNED as usize;
         let input = tract_ndarray::Array4::from_shape_fn((1, side, side, 3), |(_, y, x, c)| {
+            let x = if mirrored { side - 1 - x } else { x };
             (aligned.get_pixel(x as u32, y as u32).0[c] as f32 - 127.5) / 128.0
         });
         let out = self.plan.run(Tensor::from(input))?;
-        let raw = out[0].as_slice::<f32>()?;
-        let raw_norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
-        let mut vector = [0.0; DIM];
-        for (v, r) in vector.iter_mut().zip(raw) {
-            *v = r / raw_norm.max(f32::MIN_POSITIVE);
-        }
-        Ok(Embedding { vector, raw_norm })
+        let (Some(embedding), Some(map)) = (out.first(), out.get(1)) else {
+            bail!("the embedder gives {} outputs, not 2", out.len());
+        };
+        let embedding = embedding.as_slice::<f32>()?;
+        ensure!(
+            embedding.len() == DIM,
+            "the embedder gives {} values, not {DIM}",
+            embedding.len()
+        );
+        let mut raw = [0.0; DIM];
+        raw.copy_from_slice(embedding);
+        Ok((raw, bands(map)?))
     }
+}
+
+/// The [`Bands`] of a feature map laid out channels first (ONNX) or last (NNEF).
+fn bands(map: &Tensor) -> TractResult<Box<Bands>> {
+    let values = map.as_slice::<f32>()?;
+    let at: fn(usize, usize, usize) -> usize = match map.shape() {
+        [1, CHANNELS, CELLS, CELLS] => |c, y, x| (c * CELLS + y) * CELLS + x,
+        [1, CELLS, CELLS, CHANNELS] => |c, y, x| (y * CELLS + x) * CHANNELS + c,
+        shape => bail!("the embedder's feature map is {shape:?}"),
+    };
+    let mut bands = Box::new([0.0; BANDS.len() * CHANNELS]);
+    for (b, rows) in BANDS.iter().enumerate() {
+        let cells = (rows.len() * CELLS) as f32;
+        for c in 0..CHANNELS {
+            let sum: f32 = rows
+                .clone()
+                .flat_map(|y| (0..CELLS).map(move |x| values[at(c, y, x)]))
+                .sum();
+            bands[b * CHANNELS + c] = sum / cells;
+        }
+    }
+    Ok(bands)
 }

@@ -12,23 +12,16 @@ use super::occlusion::Occlusion;
 pub struct Thresholds {
     /// Minimum distance between the eyes, in image pixels.
     pub min_interocular: f32,
-    /// Another face counts towards `faceMultiple` when its size is at least this
-    /// fraction of the main face's (documents: the small "ghost" portrait does not).
+    /// Another face counts towards `faceMultiple` when its visible size is at least this
+    /// fraction of the enrolled face's (documents: the small "ghost" portrait does not).
     pub multiple_relative_size: f32,
     /// `facePartial` when more than this fraction of the face box lies outside the image.
     pub max_outside_fraction: f32,
     /// `imageBlackAndWhite` below this colourfulness (0 for greyscale, >25 for photos).
     pub min_colourfulness: f32,
-    /// Eyes covered (dark glasses, bars) below this brightness relative to the skin.
-    pub min_eye_brightness: f32,
-    /// Eyes covered below this contrast relative to the skin.
-    pub min_eye_contrast: f32,
-    /// Nose and mouth covered (masks, objects) when skin fraction + lip-line depth is
-    /// below this.
-    pub min_lower_face: f32,
-    /// Nose and mouth covered by skin (a hand) when more of them than this is plain skin:
-    /// a visible mouth and nostrils are never skin-coloured throughout.
-    pub max_lower_skin: f32,
+    /// `faceIsOccluded` when the occlusion classifier's log-odds exceed this (0: the
+    /// operating point its training chose).
+    pub max_occlusion_score: f32,
 }
 
 impl Thresholds {
@@ -36,13 +29,10 @@ impl Thresholds {
     pub fn for_scenario(scenario: Scenario) -> Thresholds {
         let base = Thresholds {
             min_interocular: 32.0,
-            multiple_relative_size: 0.25,
+            multiple_relative_size: 0.8,
             max_outside_fraction: 0.12,
             min_colourfulness: 5.0,
-            min_eye_brightness: 0.35,
-            min_eye_contrast: 0.08,
-            min_lower_face: 0.62,
-            max_lower_skin: 0.9,
+            max_occlusion_score: 0.0,
         };
         match scenario {
             Scenario::Document => Thresholds {
@@ -134,38 +124,24 @@ pub fn evaluate(analysis: &Analysis, policy: &Policy) -> Filters {
     }
 }
 
-/// Faces other than `main` of comparable size.
+/// Faces other than `main` whose visible size is comparable to its own.
 fn others(analysis: &Analysis, main: &Face, t: &Thresholds) -> usize {
+    let visible = |f: &Face| f.visible_size(analysis.width, analysis.height);
     analysis
         .faces
         .iter()
-        .filter(|f| *f != main && f.size() >= t.multiple_relative_size * main.size())
+        .filter(|f| *f != main && visible(f) >= t.multiple_relative_size * visible(main))
         .count()
 }
 
 fn is_partial(face: &Face, width: u32, height: u32, t: &Thresholds) -> bool {
-    let image = super::geometry::Rect {
-        x0: 0.0,
-        y0: 0.0,
-        x1: width as f32,
-        y1: height as f32,
+    let inside = |p: &super::geometry::Point| {
+        p.x >= 0.0 && p.y >= 0.0 && p.x < width as f32 && p.y < height as f32
     };
-    let area = face.bbox.area();
-    let outside = if area > 0.0 {
-        1.0 - face.bbox.intersection(&image).area() / area
-    } else {
-        1.0
-    };
-    let inside =
-        |p: &super::geometry::Point| p.x >= 0.0 && p.y >= 0.0 && p.x < image.x1 && p.y < image.y1;
-    outside > t.max_outside_fraction || !face.keypoints[..4].iter().all(inside)
+    face.outside_fraction(width, height) > t.max_outside_fraction
+        || !face.keypoints[..4].iter().all(inside)
 }
 
 fn is_occluded(o: &Occlusion, t: &Thresholds) -> bool {
-    let eyes_covered =
-        o.eye_brightness < t.min_eye_brightness || o.eye_contrast < t.min_eye_contrast;
-    let lower_covered = o.lower_skin + o.mouth_line < t.min_lower_face;
-    // Without colour a hand looks like skin: that test needs a colour image.
-    let covered_by_skin = !o.grey && o.lower_skin > t.max_lower_skin;
-    eyes_covered || lower_covered || covered_by_skin
+    o.score > t.max_occlusion_score
 }

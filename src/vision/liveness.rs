@@ -29,7 +29,12 @@ impl Liveness {
     pub fn load(dir: &Path, precision: Precision) -> TractResult<Liveness> {
         let side = SIDE as usize;
         Ok(Liveness {
-            plan: model::load(&model::file(dir, MODEL)?, &[1, side, side, 3], precision)?,
+            plan: model::load(
+                &model::file(dir, MODEL)?,
+                &[1, side, side, 3],
+                &[],
+                precision,
+            )?,
         })
     }
 

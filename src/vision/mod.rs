@@ -29,19 +29,23 @@ pub struct Models {
 }
 
 /// The models the agent runs, by name (a file `NAME.nnef.tar` or `NAME.onnx` in the
-/// models directory) with their input shapes; the last, liveness, only when asked to.
-pub const MODELS: [(&str, [usize; 4]); 3] = [
+/// models directory) with their input shapes and the inner tensors read besides their
+/// outputs; the last, liveness, only when asked to.
+pub const MODELS: [(&str, [usize; 4], &[&str]); 3] = [
     (
         DETECTOR,
         [1, DETECTOR_SIDE as usize, DETECTOR_SIDE as usize, 3],
+        &[],
     ),
     (
         EMBEDDER,
         [1, align::ALIGNED as usize, align::ALIGNED as usize, 3],
+        &[embed::FEATURE_MAP],
     ),
     (
         liveness::MODEL,
         [1, liveness::SIDE as usize, liveness::SIDE as usize, 3],
+        &[],
     ),
 ];
 const DETECTOR: &str = "blazeface_back_256";
@@ -67,7 +71,7 @@ impl Models {
     pub fn export(from: &Path, to: &Path) -> TractResult<Vec<PathBuf>> {
         MODELS
             .iter()
-            .map(|(name, shape)| model::export(from, to, name, shape))
+            .map(|(name, shape, outputs)| model::export(from, to, name, shape, outputs))
             .collect()
     }
 
@@ -77,6 +81,10 @@ impl Models {
         let mut primary = self.verify(image, &mut faces)?;
         if primary.is_none() {
             faces = self.detector.detect_tiled(image)?;
+            primary = self.verify(image, &mut faces)?;
+        }
+        if primary.is_none() {
+            faces = self.detector.detect_wide(image)?;
             primary = self.verify(image, &mut faces)?;
         }
         let colourfulness = colour::colourfulness(image);
@@ -89,27 +97,55 @@ impl Models {
         })
     }
 
-    /// Picks the enrolled face: the largest candidate with a face's geometry that the
-    /// embedder confirms is a face. Rejected candidates (cats, mugs, textures) are
-    /// removed from `faces`.
+    /// Picks the enrolled face: the candidate with a face's geometry and the largest
+    /// visible size that the embedder confirms is a face. Rejected candidates (cats, mugs,
+    /// textures) are removed from `faces`, and so are other candidates large enough to
+    /// count towards `faceMultiple` that the embedder does not confirm.
     fn verify(&self, image: &RgbImage, faces: &mut Faces) -> TractResult<Option<PrimaryFace>> {
+        let (width, height) = image.dimensions();
         faces.retain(|f| f.interocular() >= MIN_EYES_TO_SIZE * f.size());
-        faces.sort_unstable_by(|a, b| b.size().total_cmp(&a.size()));
+        faces.sort_unstable_by(|a, b| {
+            let visible = |f: &Face| f.visible_size(width, height);
+            visible(b).total_cmp(&visible(a))
+        });
         for _ in 0..MAX_VERIFIED.min(faces.len()) {
             let face = faces[0];
             let aligned = align::align(image, &face);
-            let embedding = self.embedder.embed(&aligned)?;
+            let (embedding, bands) = self.embedder.embed_with_bands(&aligned)?;
             if embedding.raw_norm >= MIN_FACE_NORM {
+                self.verify_others(image, faces)?;
                 return Ok(Some(PrimaryFace {
                     face,
+                    occlusion: occlusion::measure(&aligned, &embedding, &bands),
                     embedding,
-                    occlusion: occlusion::measure(&aligned),
                     sharpness: sharpness::measure(&aligned),
                 }));
             }
             faces.remove(0);
         }
         Ok(None)
+    }
+
+    /// Removes from `faces[1..]` the candidates of at least [`MIN_OTHER_VISIBLE`] of the
+    /// enrolled face's visible size (`faces[0]`) that the embedder does not confirm; in a
+    /// crowd, only the largest [`MAX_VERIFIED`] are checked.
+    fn verify_others(&self, image: &RgbImage, faces: &mut Faces) -> TractResult<()> {
+        let (width, height) = image.dimensions();
+        let main = faces[0].visible_size(width, height);
+        let (mut i, mut embedded) = (1, 0);
+        while i < faces.len()
+            && embedded < MAX_VERIFIED
+            && faces[i].visible_size(width, height) >= MIN_OTHER_VISIBLE * main
+        {
+            embedded += 1;
+            let embedding = self.embedder.embed_once(&align::align(image, &faces[i]))?;
+            if embedding.raw_norm >= MIN_FACE_NORM {
+                i += 1;
+            } else {
+                faces.remove(i);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -123,6 +159,11 @@ const MIN_EYES_TO_SIZE: f32 = 0.18;
 
 /// At most this many candidates are embedded to find the enrolled face.
 const MAX_VERIFIED: usize = 3;
+
+/// Other faces of at least this fraction of the enrolled face's visible size are
+/// confirmed by the embedder, so a texture never counts towards `faceMultiple` (whose
+/// ratios, 0.6 and up, lie above it).
+const MIN_OTHER_VISIBLE: f32 = 0.5;
 
 /// What the pipeline measured on one image.
 #[derive(Debug)]

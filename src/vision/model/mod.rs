@@ -128,8 +128,13 @@ fn cast(t: Tensor, to: DatumType) -> TractResult<Tensor> {
 /// `precision` and optimises it, with the operators where tract 0.22 is slow on our
 /// models replaced by ours ([`depthwise`], [`pointwise`], [`stem`], [`maxpool`],
 /// [`prelu`]; f32 only).
-pub fn load(path: &Path, shape: &[usize], precision: Precision) -> TractResult<Plan> {
-    let mut model = typed(path, shape)?;
+pub fn load(
+    path: &Path,
+    shape: &[usize],
+    outputs: &[&str],
+    precision: Precision,
+) -> TractResult<Plan> {
+    let mut model = typed(path, shape, outputs)?;
     if precision == Precision::F16 {
         FloatPrecisionTranslator::<f32, f16>::default().transform(&mut model)?;
     }
@@ -170,32 +175,42 @@ pub fn file(dir: &Path, name: &str) -> TractResult<PathBuf> {
     }
 }
 
-/// Loads `path` with its single input fixed to `shape`, decluttered, not optimised.
-pub fn typed(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+/// Loads `path` with its single input fixed to `shape`, decluttered, not optimised. Its
+/// outputs are its own, then the inner tensors named in `outputs` (an NNEF archive holds
+/// them already, as [`export`] wrote it).
+pub fn typed(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
     let model = if path.extension().is_some_and(|e| e == "onnx") {
-        onnx(path, shape)
+        onnx(path, shape, outputs)
     } else {
-        nnef(path, shape)
+        nnef(path, shape, outputs)
     };
     model.map_err(|e| e.context(format!("loading model {}", path.display())))
 }
 
 #[cfg(feature = "onnx")]
-fn onnx(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+fn onnx(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
     use tract_onnx::prelude::{Framework, InferenceModelExt};
-    tract_onnx::onnx()
+    let mut model = tract_onnx::onnx()
         .model_for_path(path)?
-        .with_input_fact(0, f32::fact(shape).into())?
-        .into_typed()?
-        .into_decluttered()
+        .with_input_fact(0, f32::fact(shape).into())?;
+    if !outputs.is_empty() {
+        let mut names: Vec<String> = model
+            .output_outlets()?
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect();
+        names.extend(outputs.iter().map(|o| o.to_string()));
+        model.set_output_names(&names)?;
+    }
+    model.into_typed()?.into_decluttered()
 }
 
 #[cfg(not(feature = "onnx"))]
-fn onnx(_: &Path, _: &[usize]) -> TractResult<TypedModel> {
+fn onnx(_: &Path, _: &[usize], _: &[&str]) -> TractResult<TypedModel> {
     bail!("this build reads NNEF models only")
 }
 
-fn nnef(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
+fn nnef(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
     let model = tract_nnef::nnef().with_tract_core().model_for_path(path)?;
     let fact = model.input_fact(0)?;
     if model.inputs.len() != 1
@@ -204,13 +219,22 @@ fn nnef(path: &Path, shape: &[usize]) -> TractResult<TypedModel> {
     {
         bail!("the model's input is {fact:?}, not f32 {shape:?}");
     }
+    if model.outputs.len() < 1 + outputs.len() {
+        bail!("the archive lacks the outputs {outputs:?}: export the models again");
+    }
     model.into_decluttered()
 }
 
 /// Writes model `name` of `from` (with its input fixed to `shape`) to `to` as an NNEF
 /// archive, decluttered: what [`load`] would compute before optimising. Returns its path.
-pub fn export(from: &Path, to: &Path, name: &str, shape: &[usize]) -> TractResult<PathBuf> {
-    let model = typed(&file(from, name)?, shape)?;
+pub fn export(
+    from: &Path,
+    to: &Path,
+    name: &str,
+    shape: &[usize],
+    outputs: &[&str],
+) -> TractResult<PathBuf> {
+    let model = typed(&file(from, name)?, shape, outputs)?;
     let path = to.join(format!("{name}.{NNEF}"));
     let out = std::fs::File::create(&path).map_err(|e| format_err!("{}: {e}", path.display()))?;
     tract_nnef::nnef()
@@ -312,19 +336,24 @@ mod tests {
         ];
         let mobilefacenet = [&["DepthwiseFast", "PReluFast"][..], &["PointwiseFast"]];
         let [
-            (detector, detector_shape),
-            (embedder, embedder_shape),
-            (liveness, liveness_shape),
+            (detector, detector_shape, detector_outputs),
+            (embedder, embedder_shape, embedder_outputs),
+            (liveness, liveness_shape, liveness_outputs),
         ] = MODELS;
         let mut models = vec![
-            (detector, detector_shape, blazeface),
-            (embedder, embedder_shape, mobilefacenet),
-            (liveness, liveness_shape, [&[][..], &["StemFast"]]),
+            (detector, detector_shape, detector_outputs, blazeface),
+            (embedder, embedder_shape, embedder_outputs, mobilefacenet),
+            (
+                liveness,
+                liveness_shape,
+                liveness_outputs,
+                [&[][..], &["StemFast"]],
+            ),
         ];
         if cfg!(feature = "onnx") {
-            models.push(("blazeface_front_128", [1, 128, 128, 3], blazeface));
+            models.push(("blazeface_front_128", [1, 128, 128, 3], &[], blazeface));
         }
-        for (name, shape, [ours, avx2]) in models {
+        for (name, shape, outputs, [ours, avx2]) in models {
             let path = file(&default_models_dir(), name).unwrap();
             // MobileFaceNet's NNEF form lays its 1×1 convolutions out channels-last, which
             // our pointwise operator does not take: tract's kernels run them there (as on
@@ -332,8 +361,8 @@ mod tests {
             let nnef_mobilefacenet =
                 name == embedder && path.extension().is_none_or(|e| e != "onnx");
             let avx2 = if nnef_mobilefacenet { &[][..] } else { avx2 };
-            let reference = typed(&path, &shape).and_then(Plan::new).unwrap();
-            let fast = load(&path, &shape, Precision::F32).unwrap();
+            let reference = typed(&path, &shape, outputs).and_then(Plan::new).unwrap();
+            let fast = load(&path, &shape, outputs, Precision::F32).unwrap();
             let names: Vec<String> = fast
                 .runnable()
                 .model()
@@ -365,11 +394,17 @@ mod tests {
         let from = default_models_dir();
         let to = std::env::temp_dir().join(format!("recognize-agent-nnef-{}", std::process::id()));
         std::fs::create_dir_all(&to).unwrap();
-        for (name, shape) in MODELS {
-            let written = export(&from, &to, name, &shape).unwrap();
+        for (name, shape, outputs) in MODELS {
+            let written = export(&from, &to, name, &shape, outputs).unwrap();
             assert_eq!(file(&to, name).unwrap(), written);
-            let onnx = load(&from.join(format!("{name}.onnx")), &shape, Precision::F32).unwrap();
-            let nnef = load(&written, &shape, Precision::F32).unwrap();
+            let onnx = load(
+                &from.join(format!("{name}.onnx")),
+                &shape,
+                outputs,
+                Precision::F32,
+            );
+            let nnef = load(&written, &shape, outputs, Precision::F32).unwrap();
+            let onnx = onnx.unwrap();
             assert_same_outputs(name, &onnx, &nnef, face(shape[1]));
         }
         std::fs::remove_dir_all(&to).unwrap();

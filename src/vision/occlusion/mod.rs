@@ -1,11 +1,17 @@
-//! Occlusion measurements on the aligned face: is each facial feature visible skin and
-//! structure, or is it covered (mask, hand, dark glasses, object)?
+//! Is the face covered (mask, dark glasses, hand, scarf)? A logistic classifier learned on
+//! real occluded and unoccluded photos ([`classifier`]) reads what the pipeline already
+//! has: what the embedder's last feature map sees over the eyes and over the mouth, the
+//! embedding itself, and measures of the aligned crop's tones taken here.
 //!
 //! The aligned crop puts every feature at a known place, so each measure compares one
 //! feature region with the face's own reference skin (the glabella, between the brows,
 //! which masks, hands over the mouth and glasses leave visible).
 
+pub mod classifier;
+
 use image::RgbImage;
+
+use super::embed::{Bands, Embedding};
 
 /// Region in aligned-crop pixels: x0..x1, y0..y1.
 type Region = (u32, u32, u32, u32);
@@ -18,9 +24,12 @@ const NOSE: Region = (46, 62, 66, 80);
 const MOUTH: Region = (40, 82, 72, 102);
 const LOWER_CHEEKS: [Region; 2] = [(26, 76, 40, 96), (72, 76, 86, 96)];
 
-/// The measures behind `faceIsOccluded`, each in [0, 1] or a ratio.
+/// The measures behind `faceIsOccluded`, each in [0, 1] or a ratio, and the classifier's
+/// verdict on them and the embedding.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Occlusion {
+    /// The classifier's log-odds that the face is covered: positive means covered.
+    pub score: f32,
     /// Fraction of the nose, mouth and lower-cheek pixels that look like the face's skin.
     pub lower_skin: f32,
     /// Mean luminance of the darker eye region relative to the reference skin.
@@ -29,8 +38,6 @@ pub struct Occlusion {
     pub eye_contrast: f32,
     /// Depth of the darkest row in the mouth region (the lip line) relative to the skin.
     pub mouth_line: f32,
-    /// The crop has no colour, so skin cannot be told from skin-toned objects.
-    pub grey: bool,
 }
 
 struct Stats {
@@ -67,16 +74,81 @@ fn stats(img: &RgbImage, region: Region) -> Stats {
     }
 }
 
-/// Measures occlusion on a 112×112 aligned face.
-pub fn measure(aligned: &RgbImage) -> Occlusion {
-    // The reference skin: the brighter of glabella and forehead (a fringe or an eye bar
-    // darkens one of them, rarely both).
+/// Regions whose tone, against the reference skin, the classifier reads: each eye, the
+/// nose, the mouth and each lower cheek.
+const TONED: [Region; 6] = [
+    RIGHT_EYE,
+    LEFT_EYE,
+    NOSE,
+    MOUTH,
+    LOWER_CHEEKS[0],
+    LOWER_CHEEKS[1],
+];
+
+/// Tone features: per toned region, luminance relative to the skin, the two chromaticity
+/// differences from it and the fraction of pixels far darker than it.
+pub const TONE_FEATURES: usize = TONED.len() * 4;
+
+/// Measures occlusion on a 112×112 aligned face, whose embedding and feature-map bands
+/// the embedder gave.
+pub fn measure(aligned: &RgbImage, embedding: &Embedding, bands: &Bands) -> Occlusion {
+    let skin = reference_skin(aligned);
+    let mut occlusion = measures(aligned, &skin);
+    let x = classifier::features(&occlusion, &tones(aligned, &skin), embedding, bands);
+    occlusion.score = classifier::score(&x);
+    occlusion
+}
+
+/// The classifier's features of an aligned face, for its training.
+pub fn features(
+    aligned: &RgbImage,
+    embedding: &Embedding,
+    bands: &Bands,
+) -> Box<[f32; classifier::FEATURES]> {
+    let skin = reference_skin(aligned);
+    classifier::features(
+        &measures(aligned, &skin),
+        &tones(aligned, &skin),
+        embedding,
+        bands,
+    )
+}
+
+/// The reference skin: the brighter of glabella and forehead (a fringe or an eye bar
+/// darkens one of them, rarely both).
+fn reference_skin(aligned: &RgbImage) -> Stats {
     let (glabella, forehead) = (stats(aligned, GLABELLA), stats(aligned, FOREHEAD));
-    let skin = if glabella.luma >= forehead.luma {
+    if glabella.luma >= forehead.luma {
         glabella
     } else {
         forehead
-    };
+    }
+}
+
+/// The tone of each region in [`TONED`] against the face's own skin: a mask, dark glasses
+/// or a hand change it where a bare face does not.
+fn tones(aligned: &RgbImage, skin: &Stats) -> [f32; TONE_FEATURES] {
+    let skin_luma = skin.luma.max(1.0);
+    let mut tones = [0.0; TONE_FEATURES];
+    for (out, region) in tones.chunks_exact_mut(4).zip(TONED) {
+        let s = stats(aligned, region);
+        let (mut n, mut dark) = (0.0f32, 0.0f32);
+        for p in pixels(aligned, region) {
+            n += 1.0;
+            dark += f32::from(u8::from(luma(p) < 0.35 * skin_luma));
+        }
+        out.copy_from_slice(&[
+            s.luma / skin_luma,
+            s.chroma.0 - skin.chroma.0,
+            s.chroma.1 - skin.chroma.1,
+            dark / n,
+        ]);
+    }
+    tones
+}
+
+/// The four measures of the crop (the score left at 0).
+fn measures(aligned: &RgbImage, skin: &Stats) -> Occlusion {
     let skin_luma = skin.luma.max(1.0);
     let is_skin = |p: [u8; 3]| {
         let (r, g) = chroma(p);
@@ -110,13 +182,8 @@ pub fn measure(aligned: &RgbImage) -> Occlusion {
         .collect();
     let darkest = rows.iter().copied().fold(f32::MAX, f32::min);
     let brightest = rows.iter().copied().fold(0.0, f32::max);
-    let deviation: f32 = pixels(aligned, (0, 0, 112, 112))
-        .map(|p| p[0].abs_diff(p[1]) as f32 + p[1].abs_diff(p[2]) as f32)
-        .sum::<f32>()
-        / (112.0 * 112.0);
-    let grey = deviation < 3.0;
     Occlusion {
-        grey,
+        score: 0.0,
         lower_skin: skin_like as f32 / total as f32,
         eye_brightness: b0.min(b1),
         eye_contrast: c0.min(c1),

@@ -1,0 +1,49 @@
+//! The `faceIsOccluded` classifier: logistic regression on the occlusion measures, the
+//! region tones, the face embedding and the feature-map bands, its weights learned by
+//! `scripts/occlusion-train` (in [`weights`]).
+
+use super::{Occlusion, TONE_FEATURES};
+use crate::vision::embed::{Bands, DIM, Embedding};
+
+mod weights;
+
+/// Where each group of features starts: four crop measures and the embedding's raw
+/// length (over 64), the region tones, the unit embedding, the bands.
+const TONES: usize = 5;
+const EMBEDDING: usize = TONES + TONE_FEATURES;
+const BANDS: usize = EMBEDDING + DIM;
+
+/// Length of the feature vector.
+pub const FEATURES: usize = BANDS + std::mem::size_of::<Bands>() / 4;
+
+/// The features the classifier reads, in its weights' order.
+pub(super) fn features(
+    o: &Occlusion,
+    tones: &[f32; TONE_FEATURES],
+    embedding: &Embedding,
+    bands: &Bands,
+) -> Box<[f32; FEATURES]> {
+    let mut x = Box::new([0.0; FEATURES]);
+    x[..TONES].copy_from_slice(&[
+        o.lower_skin,
+        o.eye_brightness,
+        o.eye_contrast,
+        o.mouth_line,
+        embedding.raw_norm / 64.0,
+    ]);
+    x[TONES..EMBEDDING].copy_from_slice(tones);
+    x[EMBEDDING..BANDS].copy_from_slice(&embedding.vector);
+    x[BANDS..].copy_from_slice(bands);
+    x
+}
+
+/// Log-odds that the face is covered, at the operating point the training chose (so 0 is
+/// the decision boundary).
+pub fn score(x: &[f32; FEATURES]) -> f32 {
+    weights::BIAS
+        + weights::WEIGHTS
+            .iter()
+            .zip(x)
+            .map(|(w, x)| w * x)
+            .sum::<f32>()
+}
