@@ -76,9 +76,7 @@ fn main() -> Result<(), Error> {
         report(dir, &photos, false, list);
     }
     for dir in &occlusion {
-        let images = dir.join("images");
-        let root = if images.is_dir() { images } else { dir.clone() };
-        let photos = analyse(&models, &root, true)?;
+        let photos = analyse(&models, &support::categories_root(dir), true)?;
         report(dir, &photos, true, list);
     }
     Ok(())

@@ -132,9 +132,8 @@ fn load(
     samples: &mut Vec<Sample>,
     missing: &mut HashMap<String, (usize, usize)>,
 ) -> Result<(), Error> {
-    let images = dir.join("images");
-    let root = if occlusion && images.is_dir() {
-        images
+    let root = if occlusion {
+        support::categories_root(dir)
     } else {
         dir.to_path_buf()
     };

@@ -41,6 +41,17 @@ pub fn labelled(dir: &Path) -> Result<Labelled, Error> {
     Ok((names, out))
 }
 
+/// Where an occlusion set's `<category>/<photo>` folders are: `DIR/images` if there is
+/// one (beside its `labels.csv`), else `DIR`.
+pub fn categories_root(dir: &Path) -> PathBuf {
+    let images = dir.join("images");
+    if images.is_dir() {
+        images
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// A rate with its 95 % Wilson score interval, in percent.
 pub fn rate(k: usize, n: usize) -> String {
     if n == 0 {
