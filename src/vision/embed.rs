@@ -151,3 +151,37 @@ fn bands(map: &Tensor) -> TractResult<Box<Bands>> {
     }
     Ok(bands)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A feature map whose value at (channel, row, column) is known, in either layout.
+    fn map(channels_first: bool) -> Tensor {
+        let value = |c: usize, y: usize, x: usize| (c * 100 + y * 10 + x) as f32;
+        if channels_first {
+            tract_ndarray::Array4::from_shape_fn((1, CHANNELS, CELLS, CELLS), |(_, c, y, x)| {
+                value(c, y, x)
+            })
+            .into()
+        } else {
+            tract_ndarray::Array4::from_shape_fn((1, CELLS, CELLS, CHANNELS), |(_, y, x, c)| {
+                value(c, y, x)
+            })
+            .into()
+        }
+    }
+
+    #[test]
+    fn bands_average_the_eye_and_mouth_rows_in_either_layout() {
+        let (first, last) = (bands(&map(true)).unwrap(), bands(&map(false)).unwrap());
+        assert_eq!(first, last);
+        // Channel c: rows 1–3 average 20 + 3 (the mean column), rows 4–6 average 50 + 3.
+        for c in [0, 7, CHANNELS - 1] {
+            assert_eq!(first[c], (c * 100) as f32 + 23.0);
+            assert_eq!(first[CHANNELS + c], (c * 100) as f32 + 53.0);
+        }
+        let wrong: Tensor = tract_ndarray::Array4::<f32>::zeros((1, 7, 512, 7)).into();
+        assert!(bands(&wrong).is_err());
+    }
+}

@@ -209,3 +209,71 @@ pub fn default_precision() -> Result<Precision, String> {
         .map_or(Ok(Precision::F32), |p| p.parse())
         .map_err(|e| format!("MODEL_PRECISION: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(name: &str) -> RgbImage {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        image::open(path).unwrap().into_rgb8()
+    }
+
+    /// The middle of a face's box, `shrink` of its size cut from each side: a face that
+    /// fills the frame.
+    fn tight_crop(image: &RgbImage, face: &Face, shrink: f32) -> RgbImage {
+        let b = face.bbox;
+        let (x0, y0) = (b.x0 + shrink * b.width(), b.y0 + shrink * b.height());
+        let (w, h) = (
+            (1.0 - 2.0 * shrink) * b.width(),
+            (1.0 - 2.0 * shrink) * b.height(),
+        );
+        image::imageops::crop_imm(image, x0 as u32, y0 as u32, w as u32, h as u32).to_image()
+    }
+
+    /// Faces cropped to the middle of their box are missed by the usual pass and found
+    /// by the wide one, then enrolled.
+    #[test]
+    fn faces_that_fill_the_frame_are_found_by_the_wide_pass() {
+        let models = Models::load(&default_models_dir(), Precision::F32).unwrap();
+        for name in ["clean/biden.jpg", "clean/astronaut.jpg"] {
+            let image = photo(name);
+            let face = models.analyse(&image).unwrap().primary.unwrap().face;
+            let crop = tight_crop(&image, &face, 0.2);
+            assert!(models.detector.detect(&crop).unwrap().is_empty(), "{name}");
+            assert!(
+                models.detector.detect_tiled(&crop).unwrap().is_empty(),
+                "{name}"
+            );
+            assert_eq!(
+                models.detector.detect_wide(&crop).unwrap().len(),
+                1,
+                "{name}"
+            );
+            assert!(models.analyse(&crop).unwrap().primary.is_some(), "{name}");
+        }
+    }
+
+    /// With the mirror image averaged in, a face and its mirror image embed alike; each
+    /// alone they do not.
+    #[test]
+    fn the_embedding_averages_the_face_and_its_mirror_image() {
+        let mut models = Models::load(&default_models_dir(), Precision::F32).unwrap();
+        let image = photo("clean/obama.jpg");
+        let face = models.analyse(&image).unwrap().primary.unwrap().face;
+        let aligned = align::align(&image, &face);
+        let mirrored = image::imageops::flip_horizontal(&aligned);
+        let cosine = |models: &Models| {
+            let (a, b) = (
+                &models.embedder.embed(&aligned).unwrap(),
+                &models.embedder.embed(&mirrored).unwrap(),
+            );
+            a.cosine(b)
+        };
+        let averaged = cosine(&models);
+        models.embedder.mirror = false;
+        let single = cosine(&models);
+        assert!(averaged > 0.99999, "averaged: {averaged}");
+        assert!(single < 0.999, "single: {single}");
+    }
+}
