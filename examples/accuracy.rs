@@ -12,7 +12,8 @@
 //! over identities (each fold's threshold from the impostor pairs of the other folds'
 //! people, its error rates on its own people's pairs), so no figure is read off the very
 //! pairs that chose it. `--single` embeds each face once, without its mirror image (the
-//! agent's default averages both). `--worst N` lists on stderr the N impostor pairs of highest score
+//! agent's default averages both); the occlusion classifier, trained on averaged
+//! embeddings, then reads other features, so the failure-to-enrol rows are not the agent's. `--worst N` lists on stderr the N impostor pairs of highest score
 //! and the N genuine pairs of lowest score (people and photos), to look for mislabelled
 //! photos or wrong faces. Photos and embeddings stay in memory; nothing is written.
 

@@ -75,7 +75,7 @@ fn main() -> Result<(), Error> {
     let models = Models::load(&default_models_dir(), default_precision()?)?;
     let mut samples = Vec::new();
     let mut groups = HashMap::new();
-    let mut missing: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut missing: HashMap<(usize, String), (usize, usize)> = HashMap::new();
     for (set, (dir, occlusion)) in sets.iter().enumerate() {
         load(
             &models,
@@ -115,7 +115,7 @@ fn main() -> Result<(), Error> {
             sets.len(),
         );
         let model = fit(&samples.iter().collect::<Vec<_>>(), lambda);
-        write_weights(&model, cut, lambda, &sets, samples.len())?;
+        write_weights(&model, cut, (lambda, target), &sets, samples.len())?;
         eprintln!("wrote {WEIGHTS} (λ {lambda}, cut {cut:.3})");
     }
     Ok(())
@@ -130,7 +130,7 @@ fn load(
     occlusion: bool,
     groups: &mut HashMap<String, usize>,
     samples: &mut Vec<Sample>,
-    missing: &mut HashMap<String, (usize, usize)>,
+    missing: &mut HashMap<(usize, String), (usize, usize)>,
 ) -> Result<(), Error> {
     let root = if occlusion {
         support::categories_root(dir)
@@ -162,17 +162,18 @@ fn load(
             .or_insert(next.wrapping_mul(2_654_435_761) >> 7);
         let image = support::decode_file(&path)?;
         let analysis = models.analyse(&image)?;
-        let count = missing.entry(category.clone()).or_default();
+        let count = missing.entry((set, category.clone())).or_default();
         let Some(p) = analysis.primary else {
             count.1 += 1;
             continue;
         };
         count.0 += 1;
         let aligned = align::align(&image, &p.face);
-        let (embedding, bands) = models.embedder.embed_with_bands(&aligned)?;
+        let run = models.embedder.run(&aligned)?;
+        let embedding = models.embedder.embedding(&aligned, &run)?;
         let eyes = p.face.interocular();
         samples.push(Sample {
-            x: occlusion::features(&aligned, &embedding, &bands),
+            x: occlusion::features(&aligned, &embedding, &run.bands),
             occluded: occlusion && category != "clear",
             set,
             category,
@@ -183,9 +184,10 @@ fn load(
             // Each portrait also gives a drawn occluder, so that painted glasses and bars
             // (the tests' fixtures) are learned as well as photographed ones.
             let (covered, kind) = eyewear(&aligned, samples.len() as u64);
-            let (embedding, bands) = models.embedder.embed_with_bands(&covered)?;
+            let run = models.embedder.run(&covered)?;
+            let embedding = models.embedder.embedding(&covered, &run)?;
             samples.push(Sample {
-                x: occlusion::features(&covered, &embedding, &bands),
+                x: occlusion::features(&covered, &embedding, &run.bands),
                 occluded: true,
                 set,
                 category: kind.into(),
@@ -447,10 +449,17 @@ fn lbfgs(w: &mut [f64], f: impl Fn(&[f64], &mut [f64]) -> f64) {
                 .zip(&q)
                 .for_each(|((n, w), q)| *n = w - step * q);
             let v = f(&next, &mut next_grad);
-            if v <= value + 1e-4 * step * slope || step < 1e-10 {
-                break v;
+            if v <= value + 1e-4 * step * slope {
+                break Some(v);
+            }
+            if step < 1e-10 {
+                break None;
             }
             step /= 2.0;
+        };
+        // No step decreases the loss: at the minimum, to rounding.
+        let Some(next_value) = next_value else {
+            break;
         };
         let s: Vec<f64> = next.iter().zip(w.iter()).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = next_grad.iter().zip(&grad).map(|(a, b)| a - b).collect();
@@ -475,7 +484,7 @@ fn report(
     sets: &[(PathBuf, bool)],
     samples: &[Sample],
     scores: &[f64],
-    missing: &HashMap<String, (usize, usize)>,
+    missing: &HashMap<(usize, String), (usize, usize)>,
     folds: usize,
     target: f64,
     chosen: &[String],
@@ -502,7 +511,10 @@ fn report(
                 .filter(|&i| samples[i].set == set && samples[i].category == category)
                 .collect();
             let called = of.iter().filter(|&&i| scores[i] > 0.0).count();
-            let (found, lost) = missing.get(category).copied().unwrap_or_default();
+            let (found, lost) = missing
+                .get(&(set, category.to_string()))
+                .copied()
+                .unwrap_or_default();
             println!(
                 "| `{}` | `{category}` | {} | {} | {} |",
                 dir.file_name().unwrap_or_default().to_string_lossy(),
@@ -538,7 +550,7 @@ fn report(
 fn write_weights(
     model: &Model,
     cut: f64,
-    lambda: f64,
+    (lambda, target): (f64, f64),
     sets: &[(PathBuf, bool)],
     n: usize,
 ) -> Result<(), Error> {
@@ -558,7 +570,8 @@ fn write_weights(
     let mut out = String::new();
     writeln!(
         out,
-        "//! Generated by `scripts/occlusion-train` from {n} faces of {} (λ {lambda}).\n//! Do not edit.",
+        "//! Generated by `scripts/occlusion-train --target {target}` from {n} faces of {}\n\
+         //! (λ {lambda}). Do not edit.",
         names.join(", ")
     )?;
     writeln!(

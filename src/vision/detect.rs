@@ -19,7 +19,7 @@ const EDGE_MARGIN: f32 = 0.1;
 const WIDE_MARGIN: f32 = 0.5;
 
 /// The wide pass's minimum confidence: lower, since only a face the embedder confirms is
-/// kept and the pass runs only when the others found none.
+/// kept and the pass runs only when the others confirmed none.
 const WIDE_SCORE_THRESHOLD: f32 = 0.3;
 
 /// The wide pass keeps only faces at least this fraction of the frame's shorter side: it
@@ -114,7 +114,7 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         // Low enough for masked and small faces; non-faces are then rejected by the
-        // embedder (see `filters::Thresholds::min_face_norm`).
+        // embedder (see `vision::MIN_FACE_NORM`).
         DetectorConfig {
             score_threshold: 0.5,
             nms_iou: 0.3,

@@ -67,6 +67,20 @@ impl std::fmt::Debug for Embedding {
     }
 }
 
+/// One run of the network on a crop, without its mirror image.
+pub struct Run {
+    raw: [f32; DIM],
+    /// The feature map's bands, for the occlusion classifier.
+    pub bands: Box<Bands>,
+}
+
+impl Run {
+    /// Length of the raw output: faces 45–90, cats, mugs and textures 25–39.
+    pub fn raw_norm(&self) -> f32 {
+        self.raw.iter().map(|v| v * v).sum::<f32>().sqrt()
+    }
+}
+
 /// The MobileFaceNet plan.
 pub struct Embedder {
     plan: Plan,
@@ -84,26 +98,29 @@ impl Embedder {
         })
     }
 
-    /// Embeds an aligned face crop and, if [`Embedder::mirror`], its mirror image: the
-    /// raw outputs are averaged before normalisation.
+    /// Embeds an aligned face crop and, if [`Embedder::mirror`], its mirror image.
     pub fn embed(&self, aligned: &RgbImage) -> TractResult<Embedding> {
-        Ok(self.embed_with_bands(aligned)?.0)
+        let run = self.run(aligned)?;
+        self.embedding(aligned, &run)
     }
 
-    /// [`Embedder::embed`], with the feature map's [`Bands`] of the crop itself.
-    pub fn embed_with_bands(&self, aligned: &RgbImage) -> TractResult<(Embedding, Box<Bands>)> {
-        let (mut raw, bands) = self.raw(aligned, false)?;
+    /// Runs the network once on the crop: enough to tell a face from a non-face
+    /// ([`Run::raw_norm`]) and to read its feature map.
+    pub fn run(&self, aligned: &RgbImage) -> TractResult<Run> {
+        let (raw, bands) = self.raw(aligned, false)?;
+        Ok(Run { raw, bands })
+    }
+
+    /// The embedding of the crop `run` was made of: its raw output and, if
+    /// [`Embedder::mirror`], the mirror image's, averaged before normalisation.
+    pub fn embedding(&self, aligned: &RgbImage, run: &Run) -> TractResult<Embedding> {
+        let mut raw = run.raw;
         if self.mirror {
             for (r, m) in raw.iter_mut().zip(self.raw(aligned, true)?.0) {
                 *r = (*r + m) / 2.0;
             }
         }
-        Ok((Embedding::normalised(raw), bands))
-    }
-
-    /// Embeds the crop only, without its mirror: enough to tell a face from a non-face.
-    pub fn embed_once(&self, aligned: &RgbImage) -> TractResult<Embedding> {
-        Ok(Embedding::normalised(self.raw(aligned, false)?.0))
+        Ok(Embedding::normalised(raw))
     }
 
     /// The network's raw output for the crop, mirrored left to right if `mirrored`, and

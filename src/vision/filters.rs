@@ -19,7 +19,7 @@ pub struct Thresholds {
     pub max_outside_fraction: f32,
     /// `imageBlackAndWhite` below this colourfulness (0 for greyscale, >25 for photos).
     pub min_colourfulness: f32,
-    /// `faceIsOccluded` when the occlusion classifier's log-odds exceed this (0: the
+    /// `faceIsOccluded` when the occlusion classifier's score exceeds this (0: the
     /// operating point its training chose).
     pub max_occlusion_score: f32,
 }

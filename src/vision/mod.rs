@@ -111,12 +111,13 @@ impl Models {
         for _ in 0..MAX_VERIFIED.min(faces.len()) {
             let face = faces[0];
             let aligned = align::align(image, &face);
-            let (embedding, bands) = self.embedder.embed_with_bands(&aligned)?;
-            if embedding.raw_norm >= MIN_FACE_NORM {
+            let run = self.embedder.run(&aligned)?;
+            if run.raw_norm() >= MIN_FACE_NORM {
                 self.verify_others(image, faces)?;
+                let embedding = self.embedder.embedding(&aligned, &run)?;
                 return Ok(Some(PrimaryFace {
                     face,
-                    occlusion: occlusion::measure(&aligned, &embedding, &bands),
+                    occlusion: occlusion::measure(&aligned, &embedding, &run.bands),
                     embedding,
                     sharpness: sharpness::measure(&aligned),
                 }));
@@ -138,8 +139,8 @@ impl Models {
             && faces[i].visible_size(width, height) >= MIN_OTHER_VISIBLE * main
         {
             embedded += 1;
-            let embedding = self.embedder.embed_once(&align::align(image, &faces[i]))?;
-            if embedding.raw_norm >= MIN_FACE_NORM {
+            let run = self.embedder.run(&align::align(image, &faces[i]))?;
+            if run.raw_norm() >= MIN_FACE_NORM {
                 i += 1;
             } else {
                 faces.remove(i);
@@ -161,8 +162,8 @@ const MIN_EYES_TO_SIZE: f32 = 0.18;
 const MAX_VERIFIED: usize = 3;
 
 /// Other faces of at least this fraction of the enrolled face's visible size are
-/// confirmed by the embedder, so a texture never counts towards `faceMultiple` (whose
-/// ratios, 0.6 and up, lie above it).
+/// confirmed by the embedder (the largest [`MAX_VERIFIED`] of them), so a texture does
+/// not count towards `faceMultiple` (whose ratios, 0.6 and up, lie above it).
 const MIN_OTHER_VISIBLE: f32 = 0.5;
 
 /// What the pipeline measured on one image.

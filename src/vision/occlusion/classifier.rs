@@ -37,8 +37,8 @@ pub(super) fn features(
     x
 }
 
-/// Log-odds that the face is covered, at the operating point the training chose (so 0 is
-/// the decision boundary).
+/// The logit that the face is covered, shifted by the operating point the training chose
+/// (so 0 is the decision boundary).
 pub fn score(x: &[f32; FEATURES]) -> f32 {
     weights::BIAS
         + weights::WEIGHTS

@@ -28,7 +28,8 @@ const LOWER_CHEEKS: [Region; 2] = [(26, 76, 40, 96), (72, 76, 86, 96)];
 /// verdict on them and the embedding.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Occlusion {
-    /// The classifier's log-odds that the face is covered: positive means covered.
+    /// The classifier's logit, shifted so that 0 is its operating point: positive means
+    /// covered.
     pub score: f32,
     /// Fraction of the nose, mouth and lower-cheek pixels that look like the face's skin.
     pub lower_skin: f32,
