@@ -24,9 +24,6 @@ use recognize_agent::vision::filters::{self, Policy};
 use recognize_agent::vision::{Models, default_models_dir, default_precision};
 use support::{Error, rate};
 
-/// Eye-distance bins, in pixels, for the size-matched comparison.
-const SIZES: [(f32, f32); 4] = [(0.0, 40.0), (40.0, 60.0), (60.0, 90.0), (90.0, f32::MAX)];
-
 /// One photo's outcome in every scenario.
 struct Photo {
     path: PathBuf,
@@ -203,29 +200,12 @@ fn occlusion_report(photos: &[Photo], categories: &[&str]) {
             rate(missing, of.len())
         );
     }
-    println!("\nBy eye distance of the found face (occluded caught / clear called occluded):\n");
-    println!("| eye distance (px) | occluded caught | clear called occluded |");
-    println!("|---|---|---|");
-    for (low, high) in SIZES {
-        let within = |occluded: bool| -> (usize, usize) {
-            let of: Vec<&Photo> = photos
-                .iter()
-                .filter(|p| p.occluded == occluded && p.eyes.is_some_and(|e| e >= low && e < high))
-                .collect();
-            let n = of
-                .iter()
-                .filter(|p| p.triggered(s, "faceIsOccluded"))
-                .count();
-            (n, of.len())
-        };
-        let ((k0, n0), (k1, n1)) = (within(true), within(false));
-        let upper = if high == f32::MAX {
-            "".into()
-        } else {
-            format!("{high:.0}")
-        };
-        println!("| {low:.0}–{upper} | {} | {} |", rate(k0, n0), rate(k1, n1));
-    }
+    println!("\nBy eye distance of the found face:\n");
+    let faces: Vec<(f32, bool, bool)> = photos
+        .iter()
+        .filter_map(|p| Some((p.eyes?, p.occluded, p.triggered(s, "faceIsOccluded"))))
+        .collect();
+    support::by_eye_distance(&faces);
 }
 
 /// How large the largest other face looks (its visible size), relative to the enrolled one, on photos that

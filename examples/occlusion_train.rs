@@ -524,27 +524,13 @@ fn report(
             );
         }
     }
-    println!("\nBy eye distance (occluded caught / unoccluded called occluded), all sets:\n");
-    println!("| eye distance (px) | occluded caught | unoccluded called occluded |");
-    println!("|---|---|---|");
-    for (low, high) in [(0.0, 40.0), (40.0, 60.0), (60.0, 90.0), (90.0, f32::MAX)] {
-        let within = |occluded: bool| {
-            let of: Vec<usize> = (0..samples.len())
-                .filter(|&i| {
-                    let s = &samples[i];
-                    s.occluded == occluded && s.eyes >= low && s.eyes < high
-                })
-                .collect();
-            (of.iter().filter(|&&i| scores[i] > 0.0).count(), of.len())
-        };
-        let ((k0, n0), (k1, n1)) = (within(true), within(false));
-        let upper = if high == f32::MAX {
-            String::new()
-        } else {
-            format!("{high:.0}")
-        };
-        println!("| {low:.0}–{upper} | {} | {} |", rate(k0, n0), rate(k1, n1));
-    }
+    println!("\nBy eye distance, all sets:\n");
+    let faces: Vec<(f32, bool, bool)> = samples
+        .iter()
+        .zip(scores)
+        .map(|(s, x)| (s.eyes, s.occluded, *x > 0.0))
+        .collect();
+    support::by_eye_distance(&faces);
 }
 
 fn write_weights(

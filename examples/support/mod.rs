@@ -52,6 +52,29 @@ pub fn categories_root(dir: &Path) -> PathBuf {
     }
 }
 
+/// Prints occlusion rates by eye distance, from `(eye distance, occluded, called
+/// occluded)` of every face found: occluded faces tend to be smaller than clear ones, so a
+/// size cue could pass for an occlusion cue.
+pub fn by_eye_distance(faces: &[(f32, bool, bool)]) {
+    println!("| eye distance (px) | occluded caught | unoccluded called occluded |");
+    println!("|---|---|---|");
+    for (low, high) in [(0.0, 40.0), (40.0, 60.0), (60.0, 90.0), (90.0, f32::MAX)] {
+        let within = |occluded: bool| {
+            let of = faces
+                .iter()
+                .filter(|(e, o, _)| *o == occluded && *e >= low && *e < high);
+            (of.clone().filter(|f| f.2).count(), of.count())
+        };
+        let ((k0, n0), (k1, n1)) = (within(true), within(false));
+        let upper = if high == f32::MAX {
+            String::new()
+        } else {
+            format!("{high:.0}")
+        };
+        println!("| {low:.0}–{upper} | {} | {} |", rate(k0, n0), rate(k1, n1));
+    }
+}
+
 /// A rate with its 95 % Wilson score interval, in percent.
 pub fn rate(k: usize, n: usize) -> String {
     if n == 0 {
