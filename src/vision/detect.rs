@@ -81,15 +81,13 @@ impl Face {
 
     /// Fraction of the face box outside a `width`×`height` image.
     pub fn outside_fraction(&self, width: u32, height: u32) -> f32 {
-        let image = Rect {
-            x0: 0.0,
-            y0: 0.0,
-            x1: width as f32,
-            y1: height as f32,
-        };
         let area = self.bbox.area();
         if area > 0.0 {
-            1.0 - self.bbox.intersection(&image).area() / area
+            1.0 - self
+                .bbox
+                .intersection(&Rect::of_image(width, height))
+                .area()
+                / area
         } else {
             1.0
         }
@@ -119,16 +117,6 @@ impl Default for DetectorConfig {
             score_threshold: 0.5,
             nms_iou: 0.3,
         }
-    }
-}
-
-/// The rectangle of the whole image.
-fn whole(image: &RgbImage) -> Rect {
-    Rect {
-        x0: 0.0,
-        y0: 0.0,
-        x1: image.width() as f32,
-        y1: image.height() as f32,
     }
 }
 
@@ -174,7 +162,7 @@ impl Detector {
     pub fn detect(&self, image: &RgbImage) -> TractResult<Faces> {
         let faces = self.detect_in(
             image,
-            whole(image),
+            Rect::of_image(image.width(), image.height()),
             EDGE_MARGIN,
             self.config.score_threshold,
         )?;
@@ -187,7 +175,12 @@ impl Detector {
     /// less face-like.
     pub fn detect_wide(&self, image: &RgbImage) -> TractResult<Faces> {
         let threshold = WIDE_SCORE_THRESHOLD.min(self.config.score_threshold);
-        let mut faces = self.detect_in(image, whole(image), WIDE_MARGIN, threshold)?;
+        let mut faces = self.detect_in(
+            image,
+            Rect::of_image(image.width(), image.height()),
+            WIDE_MARGIN,
+            threshold,
+        )?;
         let shorter = image.width().min(image.height()) as f32;
         faces.retain(|f| f.size() >= WIDE_MIN_SIZE * shorter);
         Ok(weighted_nms(faces, self.config.nms_iou))

@@ -18,7 +18,7 @@ pub const DIM: usize = 192;
 pub const FEATURE_MAP: &str = "MobileFaceNet/MobileFaceNet/Conv2d_7/add";
 
 /// Channels of [`FEATURE_MAP`].
-pub const CHANNELS: usize = 512;
+const CHANNELS: usize = 512;
 
 /// Cells per side of [`FEATURE_MAP`].
 const CELLS: usize = 7;
@@ -30,7 +30,15 @@ const BANDS: [std::ops::Range<usize>; 2] = [1..4, 4..7];
 /// The mean of each channel of the last feature map over each band of the face, eyes
 /// then mouth: what the network sees there, for the occlusion classifier. Kept only
 /// while one image is analysed.
-pub type Bands = [f32; BANDS.len() * CHANNELS];
+pub type Bands = [f32; BAND_FEATURES];
+
+/// Length of [`Bands`].
+pub const BAND_FEATURES: usize = BANDS.len() * CHANNELS;
+
+/// Length of a raw network output.
+fn norm(raw: &[f32; DIM]) -> f32 {
+    raw.iter().map(|v| v * v).sum::<f32>().sqrt()
+}
 
 /// A unit-length face embedding. Biometric data: never logged, never stored as is.
 #[derive(Clone)]
@@ -43,7 +51,7 @@ pub struct Embedding {
 impl Embedding {
     /// The unit vector of a raw network output, and the output's length.
     fn normalised(raw: [f32; DIM]) -> Embedding {
-        let raw_norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let raw_norm = norm(&raw);
         let mut vector = [0.0; DIM];
         for (v, r) in vector.iter_mut().zip(raw) {
             *v = r / raw_norm.max(f32::MIN_POSITIVE);
@@ -77,7 +85,7 @@ pub struct Run {
 impl Run {
     /// Length of the raw output: faces 45–90, cats, mugs and textures 25–39.
     pub fn raw_norm(&self) -> f32 {
-        self.raw.iter().map(|v| v * v).sum::<f32>().sqrt()
+        norm(&self.raw)
     }
 }
 
@@ -107,8 +115,11 @@ impl Embedder {
     /// Runs the network once on the crop: enough to tell a face from a non-face
     /// ([`Run::raw_norm`]) and to read its feature map.
     pub fn run(&self, aligned: &RgbImage) -> TractResult<Run> {
-        let (raw, bands) = self.raw(aligned, false)?;
-        Ok(Run { raw, bands })
+        let (raw, map) = self.raw(aligned, false)?;
+        Ok(Run {
+            raw,
+            bands: bands(&map)?,
+        })
     }
 
     /// The embedding of the crop `run` was made of: its raw output and, if
@@ -124,16 +135,16 @@ impl Embedder {
     }
 
     /// The network's raw output for the crop, mirrored left to right if `mirrored`, and
-    /// the bands of its feature map.
-    fn raw(&self, aligned: &RgbImage, mirrored: bool) -> TractResult<([f32; DIM], Box<Bands>)> {
+    /// its feature map.
+    fn raw(&self, aligned: &RgbImage, mirrored: bool) -> TractResult<([f32; DIM], Tensor)> {
         let side = ALIGNED as usize;
         let input = tract_ndarray::Array4::from_shape_fn((1, side, side, 3), |(_, y, x, c)| {
             let x = if mirrored { side - 1 - x } else { x };
             (aligned.get_pixel(x as u32, y as u32).0[c] as f32 - 127.5) / 128.0
         });
-        let out = self.plan.run(Tensor::from(input))?;
-        let (Some(embedding), Some(map)) = (out.first(), out.get(1)) else {
-            bail!("the embedder gives {} outputs, not 2", out.len());
+        let mut out = self.plan.run(Tensor::from(input))?.into_iter();
+        let (Some(embedding), Some(map)) = (out.next(), out.next()) else {
+            bail!("the embedder gives fewer than 2 outputs");
         };
         let embedding = embedding.as_slice::<f32>()?;
         ensure!(
@@ -143,7 +154,7 @@ impl Embedder {
         );
         let mut raw = [0.0; DIM];
         raw.copy_from_slice(embedding);
-        Ok((raw, bands(map)?))
+        Ok((raw, map))
     }
 }
 
@@ -155,7 +166,7 @@ fn bands(map: &Tensor) -> TractResult<Box<Bands>> {
         [1, CELLS, CELLS, CHANNELS] => |c, y, x| (y * CELLS + x) * CHANNELS + c,
         shape => bail!("the embedder's feature map is {shape:?}"),
     };
-    let mut bands = Box::new([0.0; BANDS.len() * CHANNELS]);
+    let mut bands = Box::new([0.0; BAND_FEATURES]);
     for (b, rows) in BANDS.iter().enumerate() {
         let cells = (rows.len() * CELLS) as f32;
         for c in 0..CHANNELS {

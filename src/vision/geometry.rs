@@ -31,6 +31,16 @@ pub struct Rect {
 }
 
 impl Rect {
+    /// The whole of a `width`×`height` image.
+    pub fn of_image(width: u32, height: u32) -> Rect {
+        Rect {
+            x0: 0.0,
+            y0: 0.0,
+            x1: width as f32,
+            y1: height as f32,
+        }
+    }
+
     pub fn width(&self) -> f32 {
         self.x1 - self.x0
     }

@@ -397,14 +397,9 @@ mod tests {
         for (name, shape, outputs) in MODELS {
             let written = export(&from, &to, name, &shape, outputs).unwrap();
             assert_eq!(file(&to, name).unwrap(), written);
-            let onnx = load(
-                &from.join(format!("{name}.onnx")),
-                &shape,
-                outputs,
-                Precision::F32,
-            );
+            let onnx = from.join(format!("{name}.onnx"));
+            let onnx = load(&onnx, &shape, outputs, Precision::F32).unwrap();
             let nnef = load(&written, &shape, outputs, Precision::F32).unwrap();
-            let onnx = onnx.unwrap();
             assert_same_outputs(name, &onnx, &nnef, face(shape[1]));
         }
         std::fs::remove_dir_all(&to).unwrap();

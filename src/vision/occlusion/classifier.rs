@@ -3,18 +3,18 @@
 //! `scripts/occlusion-train` (in [`weights`]).
 
 use super::{Occlusion, TONE_FEATURES};
-use crate::vision::embed::{Bands, DIM, Embedding};
+use crate::vision::embed::{BAND_FEATURES, Bands, DIM, Embedding};
 
 mod weights;
 
 /// Where each group of features starts: four crop measures and the embedding's raw
 /// length (over 64), the region tones, the unit embedding, the bands.
-const TONES: usize = 5;
-const EMBEDDING: usize = TONES + TONE_FEATURES;
-const BANDS: usize = EMBEDDING + DIM;
+const TONES_AT: usize = 5;
+const EMBEDDING_AT: usize = TONES_AT + TONE_FEATURES;
+const BANDS_AT: usize = EMBEDDING_AT + DIM;
 
 /// Length of the feature vector.
-pub const FEATURES: usize = BANDS + std::mem::size_of::<Bands>() / 4;
+pub const FEATURES: usize = BANDS_AT + BAND_FEATURES;
 
 /// The features the classifier reads, in its weights' order.
 pub(super) fn features(
@@ -24,16 +24,16 @@ pub(super) fn features(
     bands: &Bands,
 ) -> Box<[f32; FEATURES]> {
     let mut x = Box::new([0.0; FEATURES]);
-    x[..TONES].copy_from_slice(&[
+    x[..TONES_AT].copy_from_slice(&[
         o.lower_skin,
         o.eye_brightness,
         o.eye_contrast,
         o.mouth_line,
         embedding.raw_norm / 64.0,
     ]);
-    x[TONES..EMBEDDING].copy_from_slice(tones);
-    x[EMBEDDING..BANDS].copy_from_slice(&embedding.vector);
-    x[BANDS..].copy_from_slice(bands);
+    x[TONES_AT..EMBEDDING_AT].copy_from_slice(tones);
+    x[EMBEDDING_AT..BANDS_AT].copy_from_slice(&embedding.vector);
+    x[BANDS_AT..].copy_from_slice(bands);
     x
 }
 

@@ -93,9 +93,7 @@ pub const TONE_FEATURES: usize = TONED.len() * 4;
 /// Measures occlusion on a 112×112 aligned face, whose embedding and feature-map bands
 /// the embedder gave.
 pub fn measure(aligned: &RgbImage, embedding: &Embedding, bands: &Bands) -> Occlusion {
-    let skin = reference_skin(aligned);
-    let mut occlusion = measures(aligned, &skin);
-    let x = classifier::features(&occlusion, &tones(aligned, &skin), embedding, bands);
+    let (mut occlusion, x) = measured(aligned, embedding, bands);
     occlusion.score = classifier::score(&x);
     occlusion
 }
@@ -106,13 +104,19 @@ pub fn features(
     embedding: &Embedding,
     bands: &Bands,
 ) -> Box<[f32; classifier::FEATURES]> {
+    measured(aligned, embedding, bands).1
+}
+
+/// The crop's measures (the score left at 0) and the classifier's features.
+fn measured(
+    aligned: &RgbImage,
+    embedding: &Embedding,
+    bands: &Bands,
+) -> (Occlusion, Box<[f32; classifier::FEATURES]>) {
     let skin = reference_skin(aligned);
-    classifier::features(
-        &measures(aligned, &skin),
-        &tones(aligned, &skin),
-        embedding,
-        bands,
-    )
+    let occlusion = measures(aligned, &skin);
+    let x = classifier::features(&occlusion, &tones(aligned, &skin), embedding, bands);
+    (occlusion, x)
 }
 
 /// The reference skin: the brighter of glabella and forehead (a fringe or an eye bar
