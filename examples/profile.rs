@@ -29,7 +29,7 @@ fn main() -> TractResult<()> {
     let plan = model::load(std::path::Path::new(path), &shape, &[], precision)?;
     let plan = plan.runnable();
     let input: TValue = Tensor::zero::<f32>(&shape)?.into();
-    let mut state = SimpleState::new(plan)?;
+    let mut state = plan.spawn()?;
     let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for run in 0..WARM_UP + RUNS {
         state.run_plan_with_eval(tvec![input.clone()], |s, st, node, inputs| {

@@ -100,10 +100,10 @@ fn advice_follows_the_frames_and_start_enrols_the_person() {
     ];
     let mut codes: Vec<String> = Vec::new();
     let seen = poll_until(&server, |v| {
-        if let Some(code) = v["guidance"]["code"].as_str() {
-            if codes.last().map(String::as_str) != Some(code) {
-                codes.push(code.to_string());
-            }
+        if let Some(code) = v["guidance"]["code"].as_str()
+            && codes.last().map(String::as_str) != Some(code)
+        {
+            codes.push(code.to_string());
         }
         codes.ends_with(&expected.map(String::from))
     });

@@ -71,12 +71,12 @@ impl FileSource {
                 next: 0,
             }
         };
-        if let Some(fps) = playback.fps {
-            if !(fps.is_finite() && fps > 0.0) {
-                return Err(SourceError(format!(
-                    "frame rate must be positive, not {fps}"
-                )));
-            }
+        if let Some(fps) = playback.fps
+            && !(fps.is_finite() && fps > 0.0)
+        {
+            return Err(SourceError(format!(
+                "frame rate must be positive, not {fps}"
+            )));
         }
         Ok(FileSource {
             path: path.to_path_buf(),

@@ -7,7 +7,7 @@ use image::imageops::{self, FilterType};
 use tract_nnef::prelude::*;
 
 use super::geometry::{Point, Rect};
-use super::model::{self, Plan, Precision};
+use super::model::{self, Floats, Plan, Precision};
 
 /// At most this many faces are kept per image (the strongest).
 pub const MAX_FACES: usize = 32;
@@ -257,8 +257,8 @@ impl Detector {
         let mut faces = Vec::new();
         let mut anchors = self.anchors.iter();
         for (scores, boxes) in [(&out[0], &out[2]), (&out[1], &out[3])] {
-            let scores = scores.as_slice::<f32>()?;
-            let boxes = boxes.as_slice::<f32>()?;
+            let scores = scores.floats()?;
+            let boxes = boxes.floats()?;
             for (logit, raw) in scores.iter().zip(boxes.chunks_exact(16)) {
                 let anchor = anchors.next().copied().unwrap_or_default();
                 let score = 1.0 / (1.0 + (-logit.clamp(-100.0, 100.0)).exp());

@@ -7,7 +7,7 @@ use tract_nnef::prelude::*;
 use tract_nnef::tract_core::internal::{bail, ensure};
 
 use super::align::ALIGNED;
-use super::model::{self, Plan, Precision};
+use super::model::{self, Floats, Plan, Precision};
 
 /// Embedding dimension.
 pub const DIM: usize = 192;
@@ -146,7 +146,7 @@ impl Embedder {
         let (Some(embedding), Some(map)) = (out.next(), out.next()) else {
             bail!("the embedder gives fewer than 2 outputs");
         };
-        let embedding = embedding.as_slice::<f32>()?;
+        let embedding = embedding.floats()?;
         ensure!(
             embedding.len() == DIM,
             "the embedder gives {} values, not {DIM}",
@@ -160,7 +160,7 @@ impl Embedder {
 
 /// The [`Bands`] of a feature map laid out channels first (ONNX) or last (NNEF).
 fn bands(map: &Tensor) -> TractResult<Box<Bands>> {
-    let values = map.as_slice::<f32>()?;
+    let values = map.floats()?;
     let at: fn(usize, usize, usize) -> usize = match map.shape() {
         [1, CHANNELS, CELLS, CELLS] => |c, y, x| (c * CELLS + y) * CELLS + x,
         [1, CELLS, CELLS, CHANNELS] => |c, y, x| (y * CELLS + x) * CHANNELS + c,

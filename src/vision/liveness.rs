@@ -8,7 +8,7 @@ use image::imageops::{self, FilterType};
 use tract_nnef::prelude::*;
 
 use super::detect::Face;
-use super::model::{self, Plan, Precision};
+use super::model::{self, Floats, Plan, Precision};
 
 /// The model's name in the models directory.
 pub const MODEL: &str = "face_anti_spoofing";
@@ -47,7 +47,7 @@ impl Liveness {
             crop.get_pixel(x as u32, y as u32).0[c] as f32 / 255.0
         });
         let out = self.plan.run(Tensor::from(input))?;
-        let (scores, mask) = (out[0].as_slice::<f32>()?, out[1].as_slice::<f32>()?);
+        let (scores, mask) = (out[0].floats()?, out[1].floats()?);
         Ok(scores.iter().zip(mask).map(|(s, m)| s.abs() * m).sum())
     }
 }

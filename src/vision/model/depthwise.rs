@@ -13,12 +13,12 @@ use tract_nnef::tract_core::internal::*;
 use tract_nnef::tract_core::ops::cnn::KernelFormat;
 use tract_nnef::tract_core::ops::nn::DataFormat;
 
-use super::Substitution;
 use super::graph::ConstantConv;
 use super::kernel::{self, Geometry, Input, madd, unary_op};
+use super::{Floats, Substitution};
 
 /// Depthwise 2-D convolution of one image, f32, with constant weights and bias.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Depthwise {
     channels: usize,
     geometry: Geometry,
@@ -75,7 +75,7 @@ impl Depthwise {
         if kh * kw > MAX_TAPS {
             return None;
         }
-        let k = kernel.as_slice::<f32>().ok()?;
+        let k = kernel.floats().ok()?;
         // [c][kh][kw], or [kh][kw][c] for channels last.
         let weights = if nhwc {
             kernel::transpose(k, c, kh * kw)
@@ -411,7 +411,6 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU must support AVX-512 (F).
-    #[rustversion::since(1.89)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn output_row<const K: usize>(
         row: &mut [f32],
@@ -438,7 +437,6 @@ mod avx512 {
     }
 
     /// Writes `row[ox..ox + R * LANES]`, `R` registers accumulating every tap.
-    #[rustversion::since(1.89)]
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn block<const K: usize, const R: usize>(
@@ -465,11 +463,6 @@ mod avx512 {
             // SAFETY: `d` holds `LANES` floats.
             unsafe { _mm512_storeu_ps(d.as_mut_ptr(), *a) };
         }
-    }
-
-    #[rustversion::before(1.89)]
-    pub unsafe fn output_row<const K: usize>(_: &mut [f32], _: &[(&[f32], &[f32])], _: f32) {
-        unreachable!("AVX-512 code needs Rust 1.89");
     }
 }
 

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use tract_nnef::prelude::*;
+
+use super::Floats;
 use tract_nnef::tract_core::ops::cnn::Conv;
 
 /// A `Conv` node of f32 input with constant weights and bias, as our ops read it.
@@ -63,7 +65,7 @@ pub fn binary_reader<'m>(
 /// The constant value of `outlet`, as f32.
 pub fn constant(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
     let konst = model.outlet_fact(outlet).ok()?.konst.clone()?;
-    Some(konst.as_slice::<f32>().ok()?.to_vec())
+    Some(konst.floats().ok()?.to_vec())
 }
 
 /// Whether `outlet` is a constant of zeros.

@@ -4,8 +4,10 @@
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::ops::cnn::Conv;
 
+use super::Floats;
+
 /// Where a 2-D convolution's outputs read, in (rows, columns) pairs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
     pub input_hw: (usize, usize),
     pub output_hw: (usize, usize),
@@ -65,7 +67,7 @@ impl Geometry {
 /// A convolution's constant bias as one value per output channel (it may be empty or a
 /// single value).
 pub fn bias(bias: &Tensor, outputs: usize) -> Option<Vec<f32>> {
-    match bias.as_slice::<f32>().ok()? {
+    match bias.floats().ok()? {
         [] => Some(vec![0.0; outputs]),
         [b] => Some(vec![*b; outputs]),
         b if b.len() == outputs => Some(b.to_vec()),
@@ -85,7 +87,7 @@ pub fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
 /// must be at least `block`.
 pub fn starts(len: usize, block: usize) -> impl Iterator<Item = usize> {
     debug_assert!(len >= block, "{len} is shorter than a block of {block}");
-    let tail = (len % block != 0).then_some(len - block);
+    let tail = (!len.is_multiple_of(block)).then_some(len - block);
     (0..len - block + 1).step_by(block).chain(tail)
 }
 
@@ -123,19 +125,10 @@ pub fn avx2_fma() -> bool {
     false
 }
 
-/// Whether this CPU has AVX-512 (F) and the compiler can build code for it: its
-/// intrinsics and target feature are stable from Rust 1.89 on, while the ARM cross
-/// builds use 1.85 (and need none of it).
+/// Whether this CPU has AVX-512 (F).
 #[cfg(target_arch = "x86_64")]
-#[rustversion::since(1.89)]
 pub fn avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(target_arch = "x86_64")]
-#[rustversion::before(1.89)]
-pub fn avx512() -> bool {
-    false
 }
 
 /// Whether `f32::mul_add` is one instruction on this target without runtime detection.
@@ -168,7 +161,7 @@ pub fn fresh_output(
     run: impl FnOnce(&[f32], &mut [f32]),
 ) -> TractResult<Tensor> {
     let mut out = Tensor::zero::<f32>(shape)?;
-    run(input.as_slice::<f32>()?, out.as_slice_mut::<f32>()?);
+    run(input.floats()?, out.floats_mut()?);
     Ok(out)
 }
 
@@ -185,7 +178,7 @@ pub fn output(
         return fresh_output(shape, &input, |i, o| run(Input::Separate(i), o));
     }
     let mut data = input.into_tensor();
-    run(Input::InPlace, data.as_slice_mut::<f32>()?);
+    run(Input::InPlace, data.floats_mut()?);
     Ok(data)
 }
 
@@ -205,6 +198,9 @@ macro_rules! unary_op {
         });
     };
     (@impl $op:ty, $name:literal, $eval:expr) => {
+        // tract compares ops for equality; weights are finite, so `==` is an equivalence.
+        impl Eq for $op {}
+
         impl Op for $op {
             fn name(&self) -> StaticName {
                 $name.into()
@@ -214,11 +210,9 @@ macro_rules! unary_op {
         }
 
         impl EvalOp for $op {
-            fn is_stateless(&self) -> bool {
-                true
-            }
+            op_out_of_plan!();
 
-            fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+            fn eval(&self, _: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
                 let eval: fn(&$op, TValue) -> TractResult<Tensor> = $eval;
                 Ok(tvec!(eval(self, inputs.remove(0))?.into_tvalue()))
             }

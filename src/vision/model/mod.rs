@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::floats::FloatPrecisionTranslator;
@@ -16,6 +17,24 @@ pub mod maxpool;
 pub mod pointwise;
 pub mod prelu;
 pub mod stem;
+
+/// A tensor's f32 values as a slice (tract 0.23 reads tensors through views).
+pub trait Floats {
+    fn floats(&self) -> TractResult<&[f32]>;
+    fn floats_mut(&mut self) -> TractResult<&mut [f32]>;
+}
+
+impl Floats for Tensor {
+    fn floats(&self) -> TractResult<&[f32]> {
+        self.try_as_plain_ram()?.as_slice::<f32>()
+    }
+
+    fn floats_mut(&mut self) -> TractResult<&mut [f32]> {
+        self.to_plain_array_view_mut::<f32>()?
+            .into_slice()
+            .ok_or_else(|| format_err!("tensor is not contiguous"))
+    }
+}
 
 /// Makes the C allocator keep freed memory for reuse instead of handing it back to the
 /// kernel. tract allocates every intermediate tensor of every run, and glibc maps blocks
@@ -85,7 +104,7 @@ impl std::str::FromStr for Precision {
 /// An optimised, immutable plan taking and giving f32 tensors, whatever it computes in;
 /// `run` takes `&self`, so one plan serves all threads.
 pub struct Plan {
-    plan: TypedRunnableModel<TypedModel>,
+    plan: Arc<TypedRunnableModel>,
     input: DatumType,
 }
 
@@ -111,7 +130,7 @@ impl Plan {
     }
 
     /// The runnable graph, for profiling and tests.
-    pub fn runnable(&self) -> &TypedRunnableModel<TypedModel> {
+    pub fn runnable(&self) -> &Arc<TypedRunnableModel> {
         &self.plan
     }
 }
@@ -136,7 +155,8 @@ pub fn load(
 ) -> TractResult<Plan> {
     let mut model = typed(path, shape, outputs)?;
     if precision == Precision::F16 {
-        FloatPrecisionTranslator::<f32, f16>::default().transform(&mut model)?;
+        FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
+            .transform(&mut model)?;
     }
     let mut ours: Vec<(&str, Finder)> = vec![
         ("depthwise convolutions", depthwise::find),
@@ -200,7 +220,7 @@ fn onnx(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedMode
             .map(|o| model.node(o.node).name.clone())
             .collect();
         names.extend(outputs.iter().map(|o| o.to_string()));
-        model.set_output_names(&names)?;
+        model.select_outputs_by_name(&names)?;
     }
     model.into_typed()?.into_decluttered()
 }
@@ -211,7 +231,7 @@ fn onnx(_: &Path, _: &[usize], _: &[&str]) -> TractResult<TypedModel> {
 }
 
 fn nnef(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
-    let model = tract_nnef::nnef().with_tract_core().model_for_path(path)?;
+    let model = tract_nnef::nnef().model_for_path(path)?;
     let fact = model.input_fact(0)?;
     if model.inputs.len() != 1
         || fact.datum_type != f32::datum_type()
@@ -238,7 +258,6 @@ pub fn export(
     let path = to.join(format!("{name}.{NNEF}"));
     let out = std::fs::File::create(&path).map_err(|e| format_err!("{}: {e}", path.display()))?;
     tract_nnef::nnef()
-        .with_tract_core()
         .write_to_tar(&model, std::io::BufWriter::new(out))?
         .flush()?;
     Ok(path)
@@ -310,7 +329,7 @@ mod tests {
         let got = got.run(input).unwrap();
         assert_eq!(want.len(), got.len(), "{what}");
         for (w, g) in want.iter().zip(&got) {
-            let (w, g) = (w.as_slice::<f32>().unwrap(), g.as_slice::<f32>().unwrap());
+            let (w, g) = (w.floats().unwrap(), g.floats().unwrap());
             let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
             let worst = w
                 .iter()

@@ -16,9 +16,9 @@ use tract_nnef::prelude::*;
 use tract_nnef::tract_core::internal::*;
 use tract_nnef::tract_core::ops::einsum::EinSum;
 
-use super::Substitution;
 use super::graph::{binary_reader, constant, relu_after};
 use super::kernel::{self, Input, madd};
+use super::{Floats, Substitution};
 
 /// Output channels computed together (AVX-512: [`avx512::ROWS`]).
 const ROWS: usize = 4;
@@ -319,51 +319,41 @@ simd_kernel!(
     #[cfg(target_arch = "x86_64")]
     kernel Avx2: "AVX2 and FMA.";
     #[target_feature(enable = "avx2,fma")]
-    // Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the
-    // cross toolchain) still counts them as unsafe calls.
-    #[allow(unsafe_op_in_unsafe_fn)]
     fn block_avx2, COLUMNS, __m256, 8,
     _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
     _mm256_max_ps, _mm256_storeu_ps
 );
 
-/// AVX-512, built where the compiler has it stable (see [`kernel::avx512`]): twice the
-/// AVX2 work per instruction.
+/// AVX-512: twice the AVX2 work per instruction.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::*;
 
     /// Output channels computed together: 24 of the 32 registers accumulate.
-    #[rustversion::since(1.89)]
     pub const ROWS: usize = 8;
     /// Pixels computed together: three registers per output channel.
-    #[rustversion::since(1.89)]
     pub const COLUMNS: usize = 48;
 
     /// Runs `op` with AVX-512.
     ///
     /// # Safety
     /// The CPU must support AVX-512 (F), as [`kernel::avx512`] checks.
-    #[rustversion::since(1.89)]
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn run(op: &Pointwise, x: Input, residual: Option<&[f32]>, out: &mut [f32]) {
         op.run_with::<Avx512, ROWS, COLUMNS>(x, residual, out);
     }
 
-    #[rustversion::before(1.89)]
-    pub unsafe fn run(_: &Pointwise, _: Input, _: Option<&[f32]>, _: &mut [f32]) {
-        unreachable!("AVX-512 code needs Rust 1.89");
-    }
-
     simd_kernel!(
-        #[rustversion::since(1.89)]
-        kernel Avx512: "AVX-512 (F).";
+            kernel Avx512: "AVX-512 (F).";
         #[target_feature(enable = "avx512f")]
         fn block_avx512, COLUMNS, __m512, 16,
         _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
         _mm512_max_ps, _mm512_storeu_ps
     );
 }
+
+// tract compares ops for equality; weights are finite, so `==` is an equivalence.
+impl Eq for Pointwise {}
 
 impl Op for Pointwise {
     fn name(&self) -> StaticName {
@@ -374,14 +364,12 @@ impl Op for Pointwise {
 }
 
 impl EvalOp for Pointwise {
-    fn is_stateless(&self) -> bool {
-        true
-    }
+    op_out_of_plan!();
 
-    fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn eval(&self, _: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = inputs.remove(0);
         let residual = match inputs.first() {
-            Some(r) => Some(r.as_slice::<f32>()?),
+            Some(r) => Some(r.floats()?),
             None => None,
         };
         let out = kernel::output(x, self.in_place(), &self.shape, |x, out| {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::internal::*;
 
-use super::Substitution;
 use super::graph::is_zero;
+use super::{Floats, Substitution};
 
 /// PReLU with a constant slope per channel (or one for all), f32.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,9 @@ impl PRelu {
     }
 }
 
+// tract compares ops for equality; weights are finite, so `==` is an equivalence.
+impl Eq for PRelu {}
+
 impl Op for PRelu {
     fn name(&self) -> StaticName {
         "PReluFast".into()
@@ -55,14 +58,12 @@ impl Op for PRelu {
 }
 
 impl EvalOp for PRelu {
-    fn is_stateless(&self) -> bool {
-        true
-    }
+    op_out_of_plan!();
 
-    fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn eval(&self, _: &EvalContext, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         // Owned when this op is the input's only reader, so no copy in the usual case.
         let mut x = inputs.remove(0).into_tensor();
-        self.apply(x.as_slice_mut::<f32>()?);
+        self.apply(x.floats_mut()?);
         Ok(tvec!(x.into_tvalue()))
     }
 }
@@ -122,12 +123,7 @@ pub fn find(model: &TypedModel, add: &TypedNode) -> Option<Substitution> {
         _ => return None,
     };
     // x − |x| is 2x below zero, so the slope is 2α.
-    let slope = alpha
-        .as_slice::<f32>()
-        .ok()?
-        .iter()
-        .map(|a| 2.0 * a)
-        .collect();
+    let slope = alpha.floats().ok()?.iter().map(|a| 2.0 * a).collect();
     Some(Substitution {
         last: add.id,
         inputs: tvec![x],

@@ -15,9 +15,9 @@ use tract_nnef::tract_core::internal::*;
 use tract_nnef::tract_core::ops::cnn::KernelFormat;
 use tract_nnef::tract_core::ops::nn::DataFormat;
 
-use super::Substitution;
 use super::graph::{ConstantConv, relu_after, sole_reader};
 use super::kernel::{self, Geometry, unary_op};
+use super::{Floats, Substitution};
 
 /// Most input channels for which a convolution counts as a stem.
 const MAX_INPUTS: usize = 4;
@@ -205,9 +205,6 @@ impl Stem {
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    // Register-only intrinsics are safe to call here from Rust 1.87 on; Rust 1.85 (the cross
-    // toolchain) still counts them as unsafe calls.
-    #[allow(unsafe_op_in_unsafe_fn)]
     unsafe fn block_avx2<const P: usize, const G: usize>(
         &self,
         (phased, offsets, base, (oy, ox)): (&[f32], &[usize], usize, (usize, usize)),
@@ -288,7 +285,7 @@ pub fn find(model: &TypedModel, node: &TypedNode) -> Option<Substitution> {
         return None;
     }
     let (kh, kw) = (kernel.shape()[2], kernel.shape()[3]);
-    let k = kernel.as_slice::<f32>().ok()?;
+    let k = kernel.floats().ok()?;
     // [o][i][ky][kx] → [i][ky][kx][o]
     let weights = kernel::transpose(k, outputs, inputs * kh * kw);
     let mut op = Stem {
