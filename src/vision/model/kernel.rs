@@ -198,8 +198,7 @@ macro_rules! unary_op {
         });
     };
     (@impl $op:ty, $name:literal, $eval:expr) => {
-        // tract compares ops for equality; weights are finite, so `==` is an equivalence.
-        impl Eq for $op {}
+        super::kernel::finite_eq!($op);
 
         impl Op for $op {
             fn name(&self) -> StaticName {
@@ -228,3 +227,12 @@ macro_rules! unary_op {
     };
 }
 pub(super) use unary_op;
+
+/// `Eq` for op `$op`, which tract requires of every op: its weights are finite, so its
+/// derived `PartialEq` is an equivalence.
+macro_rules! finite_eq {
+    ($op:ty) => {
+        impl Eq for $op {}
+    };
+}
+pub(super) use finite_eq;

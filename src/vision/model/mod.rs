@@ -145,8 +145,8 @@ fn cast(t: Tensor, to: DatumType) -> TractResult<Tensor> {
 
 /// Loads `path` with its single input fixed to `shape` (f32), translates it to
 /// `precision` and optimises it, with the operators where tract 0.22 was slow on our
-/// models (not measured again against 0.23's) replaced by ours ([`depthwise`], [`pointwise`], [`stem`], [`maxpool`],
-/// [`prelu`]; f32 only).
+/// models (not measured again against 0.23's) replaced by ours ([`depthwise`],
+/// [`pointwise`], [`stem`], [`maxpool`], [`prelu`]; f32 only).
 pub fn load(
     path: &Path,
     shape: &[usize],

@@ -344,7 +344,7 @@ mod avx512 {
     }
 
     simd_kernel!(
-            kernel Avx512: "AVX-512 (F).";
+        kernel Avx512: "AVX-512 (F).";
         #[target_feature(enable = "avx512f")]
         fn block_avx512, COLUMNS, __m512, 16,
         _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
@@ -352,8 +352,7 @@ mod avx512 {
     );
 }
 
-// tract compares ops for equality; weights are finite, so `==` is an equivalence.
-impl Eq for Pointwise {}
+kernel::finite_eq!(Pointwise);
 
 impl Op for Pointwise {
     fn name(&self) -> StaticName {

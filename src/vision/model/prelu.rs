@@ -46,8 +46,7 @@ impl PRelu {
     }
 }
 
-// tract compares ops for equality; weights are finite, so `==` is an equivalence.
-impl Eq for PRelu {}
+super::kernel::finite_eq!(PRelu);
 
 impl Op for PRelu {
     fn name(&self) -> StaticName {
