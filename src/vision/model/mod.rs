@@ -14,6 +14,7 @@ pub mod depthwise;
 mod graph;
 mod kernel;
 pub mod maxpool;
+pub mod nnef;
 pub mod pointwise;
 pub mod prelu;
 pub mod stem;
@@ -200,15 +201,15 @@ pub fn file(dir: &Path, name: &str) -> TractResult<PathBuf> {
 /// them already, as [`export`] wrote it).
 pub fn typed(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
     let model = if path.extension().is_some_and(|e| e == "onnx") {
-        onnx(path, shape, outputs)
+        from_onnx(path, shape, outputs)
     } else {
-        nnef(path, shape, outputs)
+        from_nnef(path, shape, outputs)
     };
     model.map_err(|e| e.context(format!("loading model {}", path.display())))
 }
 
 #[cfg(feature = "onnx")]
-fn onnx(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
+fn from_onnx(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
     use tract_onnx::prelude::{Framework, InferenceModelExt};
     let mut model = tract_onnx::onnx()
         .model_for_path(path)?
@@ -226,12 +227,12 @@ fn onnx(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedMode
 }
 
 #[cfg(not(feature = "onnx"))]
-fn onnx(_: &Path, _: &[usize], _: &[&str]) -> TractResult<TypedModel> {
+fn from_onnx(_: &Path, _: &[usize], _: &[&str]) -> TractResult<TypedModel> {
     bail!("this build reads NNEF models only")
 }
 
-fn nnef(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
-    let model = tract_nnef::nnef().model_for_path(path)?;
+fn from_nnef(path: &Path, shape: &[usize], outputs: &[&str]) -> TractResult<TypedModel> {
+    let model = nnef::read(path)?;
     let fact = model.input_fact(0)?;
     if model.inputs.len() != 1
         || fact.datum_type != f32::datum_type()
@@ -257,7 +258,7 @@ pub fn export(
     let model = typed(&file(from, name)?, shape, outputs)?;
     let path = to.join(format!("{name}.{NNEF}"));
     let out = std::fs::File::create(&path).map_err(|e| format_err!("{}: {e}", path.display()))?;
-    tract_nnef::nnef()
+    nnef::framework()
         .write_to_tar(&model, std::io::BufWriter::new(out))?
         .flush()?;
     Ok(path)
