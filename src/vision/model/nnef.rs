@@ -6,8 +6,9 @@
 //! anything else goes to tract's parser, so what is read is what tract would read.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use tract_nnef::ast::{
     Argument, Assignment, Document, FragmentDecl, FragmentDef, GraphDef, Identifier, Invocation,
@@ -15,7 +16,7 @@ use tract_nnef::ast::{
 };
 use tract_nnef::framework::Nnef;
 use tract_nnef::prelude::*;
-use tract_nnef::resource::{GRAPH_NNEF_FILENAME, resource_path_to_id};
+use tract_nnef::resource::{DatLoader, GRAPH_NNEF_FILENAME, ResourceLoader};
 use tract_nnef::tract_core::internal::{bail, format_err};
 
 /// The NNEF framework with tract's operators, built once (its standard library is parsed
@@ -35,13 +36,22 @@ pub fn read(path: &Path) -> TractResult<TypedModel> {
         let mut entry = entry?;
         let name = entry.path()?.into_owned();
         let name = name.strip_prefix("./").unwrap_or(&name).to_path_buf();
+        // Hidden files (macOS's tar adds some) are skipped, as tract skips them.
+        let hidden =
+            |c: std::path::Component| c.as_os_str().as_encoded_bytes().first() == Some(&b'.');
+        if name.components().any(hidden) {
+            continue;
+        }
+        let reader: &mut dyn Read = &mut entry;
         if name.as_os_str() == GRAPH_NNEF_FILENAME {
             let mut graph = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut graph)?;
+            reader.read_to_string(&mut graph)?;
             text = Some(graph);
-        } else if name.extension().is_some_and(|e| e == "dat") {
-            let tensor = tract_nnef::tensors::read_tensor(&mut entry)?;
-            tensors.insert(Identifier(resource_path_to_id(&name)?), Arc::new(tensor));
+        } else if let Some((id, tensor)) = DatLoader.try_load(&name, reader, framework())? {
+            let tensor = tensor
+                .downcast_arc::<Tensor>()
+                .map_err(|_| format_err!("{}: not a tensor", name.display()))?;
+            tensors.insert(Identifier(id), tensor);
         } else {
             return framework().model_for_path(path);
         }
