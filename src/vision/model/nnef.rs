@@ -1,9 +1,10 @@
-//! Reading the NNEF archives [`super::export`] writes. tract's own reader costs about
-//! 0.4 G instructions a model on aarch64, most of it parsing `graph.nnef` (its general
-//! parser backtracks through every operator precedence at every value), and 0.16 G more
-//! for each framework it builds. Here one framework serves every load, and the part of
-//! NNEF's syntax that tract writes is parsed in one pass into tract's own syntax tree;
-//! anything else goes to tract's parser, so what is read is what tract would read.
+//! Reading the NNEF archives [`super::export`] writes. With tract's own reader, parsing
+//! `graph.nnef` was the largest part of loading a model on ARM (its general parser
+//! backtracks through every operator precedence at every value), and each load built a
+//! framework, parsing NNEF's standard library again (README, "Instruction counts"). Here
+//! one framework serves every load, and the part of NNEF's syntax that tract writes is
+//! parsed in one pass into tract's own syntax tree; anything else goes to tract's parser,
+//! so what is read is what tract would read.
 
 use std::collections::HashMap;
 use std::io::Read;
