@@ -14,7 +14,7 @@ pub mod depthwise;
 mod graph;
 mod kernel;
 pub mod maxpool;
-pub mod nnef;
+mod nnef;
 pub mod pointwise;
 pub mod prelu;
 pub mod stem;

@@ -77,7 +77,7 @@ pub fn read(path: &Path) -> TractResult<TypedModel> {
 /// `text` as tract's parser reads it, if it keeps to the syntax tract writes: no
 /// operators, subscripts, conditions or comprehensions, no default values in fragment
 /// declarations, no escaped identifiers. `None` otherwise, and for a syntax error.
-pub fn document(text: &str) -> Option<Document> {
+fn document(text: &str) -> Option<Document> {
     let mut p = Cursor { text, at: 0 };
     let doc = p.document()?;
     p.skip();
