@@ -149,7 +149,7 @@ impl<'t> Cursor<'t> {
         (!escaped).then(|| Identifier(word.to_string()))
     }
 
-    /// Items read by `item` up to `close`, separated by commas (none is allowed).
+    /// Items read by `item` up to `close` (consumed), separated by commas; none is allowed.
     fn list<T>(&mut self, close: &str, item: impl Fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         let mut items = Vec::new();
         if self.eat(close) {
@@ -290,27 +290,12 @@ impl<'t> Cursor<'t> {
         self.expect("{")?;
         let mut body = Vec::new();
         while !self.eat("}") {
-            let mut left = self.list_until("=", Self::lvalue)?;
-            let left = if left.len() == 1 {
-                left.remove(0)
-            } else {
-                LValue::Tuple(left)
-            };
+            let left = one_or(self.list("=", Self::lvalue)?, LValue::Tuple);
             let right = self.rvalue()?;
             self.expect(";")?;
             body.push(Assignment { left, right });
         }
         Some(body)
-    }
-
-    /// Comma-separated items up to `end`, which is consumed; at least one.
-    fn list_until<T>(&mut self, end: &str, item: fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
-        let mut items = vec![item(self)?];
-        while !self.eat(end) {
-            self.expect(",")?;
-            items.push(item(self)?);
-        }
-        Some(items)
     }
 
     fn lvalue(&mut self) -> Option<LValue> {
@@ -334,12 +319,7 @@ impl<'t> Cursor<'t> {
         match self.peek()? {
             '(' => {
                 self.at += 1;
-                let mut items = self.list(")", Self::rvalue)?;
-                Some(if items.len() == 1 {
-                    items.remove(0)
-                } else {
-                    RValue::Tuple(items)
-                })
+                Some(one_or(self.list(")", Self::rvalue)?, RValue::Tuple))
             }
             '[' => {
                 self.at += 1;
@@ -462,6 +442,15 @@ impl<'t> Cursor<'t> {
             }
         }
         None
+    }
+}
+
+/// A list of one item as that item, as tract reads `(x)` and `a = …`; else `many(items)`.
+fn one_or<T>(mut items: Vec<T>, many: fn(Vec<T>) -> T) -> T {
+    if items.len() == 1 {
+        items.remove(0)
+    } else {
+        many(items)
     }
 }
 
