@@ -2,13 +2,11 @@
 //! follows the frames, the preview, an enrolment from the start button, the camera
 //! released when nobody watches, and the page kept from other machines.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fixtures;
-use common::server::Server;
+use crate::common::server::Server;
+use crate::common::{self, fixtures};
 
 /// A directory holding `files` (fixtures) in play order.
 fn frames(name: &str, files: &[&str]) -> PathBuf {

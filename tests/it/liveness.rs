@@ -2,12 +2,10 @@
 //! (`tests/fixtures/spoof/`, made by `scripts/spoofs.py`): what it refuses, in which
 //! scenario, with which answer.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::server::Server;
-use common::{enroller, fixture};
+use crate::common::server::Server;
+use crate::common::{self, enroller, fixture};
 use recognize_agent::contract::{FilterStatus, Scenario};
 use recognize_agent::enroll::{Enroller, LivenessCheck, Outcome};
 use recognize_agent::protect::states::ClientType;

@@ -1,8 +1,6 @@
 //! Decoding real files: EXIF orientation, formats, limits.
 
-mod common;
-
-use common::fixture;
+use crate::common::fixture;
 use recognize_agent::vision::decode::{DecodeError, DecodeOptions, decode};
 
 fn opts(exif_transpose: bool) -> DecodeOptions {

@@ -3,13 +3,11 @@
 //! that certificate, and a client enrols over TLS.
 #![cfg(all(feature = "tls", feature = "backend"))]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use common::fixture;
-use common::server::Server;
+use crate::common::server::Server;
+use crate::common::{self, fixture};
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 /// A self-signed certificate for localhost and 127.0.0.1: (certificate, key) PEM files.

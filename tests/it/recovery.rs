@@ -4,15 +4,13 @@
 //! protected templates), the attempt budget, device and user listing and deletion.
 #![cfg(feature = "backend")]
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::fixture;
-use common::server::{Response, Server};
+use crate::common::server::{Response, Server};
+use crate::common::{self, fixture};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::backend::client::{CallError, Client};

@@ -1,14 +1,12 @@
 //! The agent contract over real HTTP, on a real server process and real photos.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::OnceLock;
 
+use crate::common::server::{Response, Server, read_response};
+use crate::common::{self, fixture, manifest, png_claiming};
 use base64::Engine;
-use common::server::{Response, Server, read_response};
-use common::{fixture, manifest, png_claiming};
 use recognize_agent::protect::states::{self, ClientState, ClientType, ServerState};
 
 /// One shared agent with default settings, a 4 MiB body limit for the size tests.
@@ -232,7 +230,7 @@ fn exif_transpose_header() {
     };
     assert_eq!(with("true").status, 200);
     // The pipeline also finds sideways faces, so the pixels' orientation is checked
-    // where it is applied (tests/decode.rs); here only the header's values.
+    // where it is applied (tests/it/decode.rs); here only the header's values.
     assert_eq!(with("false").status, 200);
     assert_problem(&with("maybe"), 400, "Exif-Transpose");
 }

@@ -3,8 +3,6 @@
 //! memory does not grow. `scripts/overload` runs the long version (60 s, then 10 000
 //! requests) and prints the figures the README gives.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fixture;
-use common::server::Server;
+use crate::common::fixture;
+use crate::common::server::Server;
 
 const MAX_CONCURRENCY: usize = 2;
 const CLIENTS: usize = 4 * MAX_CONCURRENCY;

@@ -4,17 +4,15 @@
 //! by `cargo test`; `scripts/api-check` installs schemathesis and runs it.
 #![cfg(feature = "backend")]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::fixture;
-use common::server::Server;
+use crate::common::server::Server;
+use crate::common::{self, fixture};
 use recognize_agent::contract::{Filters, Scenario};
 
-const AGENT_DOC: &str = include_str!("../src/http/openapi.yaml");
-const BACKEND_DOC: &str = include_str!("../src/backend/openapi.yaml");
+const AGENT_DOC: &str = include_str!("../../src/http/openapi.yaml");
+const BACKEND_DOC: &str = include_str!("../../src/backend/openapi.yaml");
 const BACKEND_KEY: &str = "openapi-backend-key";
 const AGENT_KEY: &str = "openapi-agent-key";
 

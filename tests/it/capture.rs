@@ -1,13 +1,11 @@
 //! Frames to one enrolment: file sources, the frame slot, assessment and the choice of
 //! the best frame, on the fixture photos.
 
-mod common;
-
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{enroller, fixture};
+use crate::common::{self, enroller, fixture};
 use image::{ImageFormat, RgbImage};
 use recognize_agent::capture::assess::{Guidance, assess};
 use recognize_agent::capture::select::Window;

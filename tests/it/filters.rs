@@ -2,9 +2,7 @@
 //! to trigger it and raise ≤ 5 % false alarms on the clean faces. Prints the table the
 //! README quotes (`scripts/filter-report`).
 
-mod common;
-
-use common::{Case, enroller, fixture, manifest};
+use crate::common::{Case, enroller, fixture, manifest};
 use recognize_agent::contract::{FilterStatus, Filters};
 use recognize_agent::enroll::Outcome;
 use recognize_agent::protect::states::ClientType;

@@ -1,12 +1,10 @@
 //! The board presets and documented settings in `board/` against the real binary.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::server::Server;
-use common::{fixture, fixtures, png_claiming};
+use crate::common::server::Server;
+use crate::common::{fixture, fixtures, png_claiming};
 use recognize_agent::frames::negotiate::Resolution;
 
 /// The `KEY=VALUE` lines of a board file; with `commented`, the `#KEY=` ones too.

@@ -4,16 +4,14 @@
 //! Ignored by `cargo test`; `scripts/kiosk-browser` installs the browser and runs it, and
 //! with `KIOSK_SCREENSHOTS=DIR` writes the screenshots there (`docs/kiosk/`).
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::fixtures;
+use crate::common::server::Server;
 use base64::Engine;
-use common::fixtures;
-use common::server::Server;
 use image::codecs::jpeg::JpegEncoder;
 use recognize_agent::capture::assess::Guidance;
 use serde_json::{Value, json};

@@ -1,15 +1,13 @@
 //! Faults around a running agent: stopped by SIGTERM in the middle of an enrolment; short
 //! of file descriptors.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use common::fixture;
-use common::server::{Server, read_response};
+use crate::common::fixture;
+use crate::common::server::{Server, read_response};
 
 #[test]
 fn sigterm_finishes_the_enrolment_in_flight_refuses_new_ones_and_exits_0() {

@@ -2,12 +2,10 @@
 //! oversized metadata, gigabyte bodies. Each gets a clear answer, the agent's peak memory
 //! stays where an ordinary enrolment puts it, and it keeps serving.
 
-mod common;
-
 use std::io::Write;
 
-use common::server::{Response, Server, read_response};
-use common::{fixture, png};
+use crate::common::server::{Response, Server, read_response};
+use crate::common::{fixture, png};
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
 

@@ -3,11 +3,10 @@
 //! templates are sealed to; `recover` refuses states it cannot use before it calls
 //! anyone.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use recognize_agent::vision::decode::{self, DecodeOptions};

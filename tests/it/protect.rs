@@ -4,9 +4,7 @@
 //! enrolments of one face cannot be linked, and a sealed template opens only at its
 //! backend. The genuine path keeps the model's own cosine.
 
-mod common;
-
-use common::{enroller, fixture, issuer, sealing_key, threshold};
+use crate::common::{enroller, fixture, issuer, sealing_key, threshold};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::contract::Scenario;
