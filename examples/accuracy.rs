@@ -1,5 +1,5 @@
 //! Recognition accuracy of account recovery on a labelled folder of photos,
-//! `<identity>/<photo>`, printed as Markdown (the README's *Accuracy* section).
+//! `<identity>/<photo>`, printed as Markdown (docs/biometrics.md, *Accuracy*).
 //!
 //! `accuracy DIR [--fmr F] [--folds K] [--worst N] [--single]`: every photo is decoded and analysed once. Failure
 //! to enrol is the share of photos a scenario's filters refuse (or where no face is

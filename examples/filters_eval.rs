@@ -1,5 +1,5 @@
-//! The six filters on labelled real photos, printed as Markdown (the README's *Filters on
-//! real photos* section).
+//! The six filters on labelled real photos, printed as Markdown (docs/biometrics.md,
+//! *Filters on real photos*).
 //!
 //! `filters_eval [--portraits DIR]... [--occlusion DIR]... [--list]`
 //!

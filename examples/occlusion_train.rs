@@ -1,6 +1,6 @@
 //! Learns the `faceIsOccluded` classifier from labelled real photos and writes its weights
 //! to `src/vision/occlusion/classifier/weights.rs`; prints its cross-validated rates as
-//! Markdown (the README's *Filters on real photos* section).
+//! Markdown (docs/biometrics.md, *Filters on real photos*).
 //!
 //! `occlusion_train --portraits DIR... --occlusion DIR... [--folds K] [--target F] [--write]`
 //!

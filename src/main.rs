@@ -69,7 +69,7 @@ struct Cli {
     #[arg(long, env = "BACKEND_SEALING_KEY", global = true)]
     backend_sealing_key: Option<String>,
     /// Passive liveness for SELFIE enrolments: refuse (422) a face the anti-spoofing model
-    /// takes for a photo or a screen. Validated on simulated spoofs only (README)
+    /// takes for a photo or a screen. Validated on simulated spoofs only (docs/usage.md, Liveness)
     #[arg(long, env = "LIVENESS", global = true)]
     liveness: bool,
     /// Spoof score (0–1) above which the liveness check refuses a face
@@ -313,7 +313,7 @@ struct BackendArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     challenge_ttl_seconds: u64,
     /// Target false-match rate of recovery, from 1e-4 to 1e-2: the match threshold is the
-    /// impostor score quantile measured for it (README, Accuracy)
+    /// impostor score quantile measured for it (docs/biometrics.md, Accuracy)
     #[arg(long, env = "MATCH_TARGET_FMR",
           default_value_t = recognize_agent::backend::matching::DEFAULT_FMR)]
     match_target_fmr: f64,

@@ -1,7 +1,7 @@
 //! The backend's match: a device's template against the enrolled one, scored by their
 //! cosine, accepted at a threshold set from a false-match target. Thresholds are the
 //! impostor score quantiles that `scripts/accuracy` measures through the protected path
-//! (README, *Accuracy*); configuration names the false-match rate, and the threshold
+//! (docs/biometrics.md, *Accuracy*); configuration names the false-match rate, and the threshold
 //! between two measured points is interpolated in log(FMR).
 
 use crate::protect::rotation::Template;

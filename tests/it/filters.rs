@@ -1,6 +1,6 @@
 //! The six filters measured on every fixture: each must catch ≥ 95 % of the cases made
-//! to trigger it and raise ≤ 5 % false alarms on the clean faces. Prints the table the
-//! README quotes (`scripts/filter-report`).
+//! to trigger it and raise ≤ 5 % false alarms on the clean faces. Prints the fixture
+//! table of docs/biometrics.md (`cargo test --test it filters:: -- --nocapture`).
 
 use crate::common::{Case, enroller, fixture, manifest};
 use recognize_agent::contract::{FilterStatus, Filters};

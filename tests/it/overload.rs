@@ -1,7 +1,7 @@
 //! Overload on loopback: four times `MAX_CONCURRENCY` clients enrolling without pause. Only
 //! 200, 422 and 429 come back, no 5xx, no refused connection; threads stay bounded and
 //! memory does not grow. `scripts/overload` runs the long version (60 s, then 10 000
-//! requests) and prints the figures the README gives.
+//! requests) and prints the figures docs/security.md gives.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! Reading the NNEF archives [`super::export`] writes. With tract's own reader, parsing
 //! `graph.nnef` was the largest part of loading a model on ARM (its general parser
 //! backtracks through every operator precedence at every value), and each load built a
-//! framework, parsing NNEF's standard library again (README, "Instruction counts"). Here
+//! framework, parsing NNEF's standard library again (docs/benchmarks.md, "Instruction counts"). Here
 //! one framework serves every load, and the part of NNEF's syntax that tract writes is
 //! parsed in one pass into tract's own syntax tree; anything else goes to tract's parser,
 //! so what is read is what tract would read.
