@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rand_chacha::rand_core::SeedableRng;
+use recognize_agent::agent::{Agent, Limits, admission::Gate};
 #[cfg(feature = "backend")]
 use recognize_agent::backend::api::{Backend, Settings};
 use recognize_agent::backend::client::Client;
@@ -17,15 +18,14 @@ use recognize_agent::capture::{self, select::Window};
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::{Enroller, LivenessCheck};
 use recognize_agent::frames::{self, files::Playback, negotiate::Resolution};
-use recognize_agent::http::{
-    App, Limits, Server, Service, admission::Gate, api_key::ApiKey, front,
-};
+use recognize_agent::http::{Server, front};
 use recognize_agent::kiosk;
 use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::seal::{SealingKey, SealingPublicKey};
 use recognize_agent::protect::states::{self, ClientType};
 use recognize_agent::recovery::{self, RecoveryError};
+use recognize_agent::service::{Service, api_key::ApiKey};
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::embed::Embedding;
 use recognize_agent::vision::liveness::{self, Liveness};
@@ -833,7 +833,7 @@ fn serve(args: &ServeArgs, enroller: Enroller, cli: &Cli) -> Result<ExitCode, Er
     if api_key.is_none() {
         log::warn!("no AGENT_API_KEY: the enrolment endpoints are open to whoever reaches them");
     }
-    let app = App {
+    let agent = Agent {
         enroller,
         gate: Gate::new(running, args.max_wait),
         limits: Limits {
@@ -849,7 +849,7 @@ fn serve(args: &ServeArgs, enroller: Enroller, cli: &Cli) -> Result<ExitCode, Er
     let workers = running + args.max_wait + 4;
     let what = format!("{running} enrolments at once, {} waiting", args.max_wait);
     let front = args.front.settings(args.max_body_bytes)?;
-    listen(&args.host, args.port, app, workers, front, &what)
+    listen(&args.host, args.port, agent, workers, front, &what)
 }
 
 /// The backend online enrolments go to, when both its URL and key are set.

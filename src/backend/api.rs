@@ -15,14 +15,15 @@ use super::matching;
 use super::messages::{self, Bind, Bound, Challenge, DeviceType, Devices, Register, Registered};
 use super::store::{Attempt, NewUser, Store, StoreError};
 use crate::contract::Health;
-use crate::http::Service;
-use crate::http::api_key::ApiKey;
-use crate::http::error::ApiError;
-use crate::http::exchange::{Reply, YAML, exchange, method_not_allowed, read_json};
 use crate::protect::keys;
 use crate::protect::rotation::Template;
 use crate::protect::seal::SealingKey;
 use crate::protect::states::{self, ServerState};
+use crate::service::api_key::ApiKey;
+use crate::service::error::ApiError;
+use crate::service::exchange::{exchange, method_not_allowed, read_json};
+use crate::service::reply::{Reply, YAML};
+use crate::service::{Peer, Service};
 
 /// Largest request body: the API's documents are small.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -87,7 +88,7 @@ impl Backend {
 }
 
 impl Service for Backend {
-    fn handle<C: Connection + crate::http::Peer>(&self, conn: &mut C) -> Result<(), C::Error> {
+    fn handle<C: Connection + Peer>(&self, conn: &mut C) -> Result<(), C::Error> {
         exchange(conn, |conn, method, path| self.route(conn, method, path))
     }
 }

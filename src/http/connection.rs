@@ -10,6 +10,7 @@ use embedded_svc::http::{Headers, Method, Query};
 use embedded_svc::io::{ErrorType, Read, Write};
 
 use super::front::request::PEER_HEADER;
+use crate::service::Peer;
 
 /// Request line and headers, copied out of the transport.
 #[derive(Debug)]
@@ -219,7 +220,7 @@ impl<B> Headers for Buffered<B> {
     }
 }
 
-impl<B> super::Peer for Buffered<B> {
+impl<B> Peer for Buffered<B> {
     fn peer(&self) -> Option<std::net::IpAddr> {
         self.head.peer
     }

@@ -1,13 +1,8 @@
-//! The HTTP servers: a bounded [`front`], a `tiny_http` server behind it, a fixed pool of
-//! workers, routes on `embedded-svc` traits. The server runs any [`Service`]; the agent's is [`App`].
+//! The HTTP transport: a bounded [`front`], a `tiny_http` server behind it, a fixed pool
+//! of workers, each exchange handed to a [`Service`] on an `embedded-svc` connection.
 
-pub mod admission;
-pub mod api_key;
 pub mod connection;
-pub mod error;
-pub mod exchange;
 pub mod front;
-pub mod routes;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -16,46 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::enroll::Enroller;
-use admission::Gate;
+use crate::service::Service;
 use connection::TinyConnection;
-use embedded_svc::http::server::Connection;
-
-/// Request limits.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub max_body_bytes: usize,
-    pub max_pixels: u64,
-}
-
-/// Everything the routes share.
-pub struct App {
-    pub enroller: Arc<Enroller>,
-    pub gate: Gate,
-    pub limits: Limits,
-    /// Where online enrolments are registered, if anywhere.
-    pub backend: Option<crate::backend::client::Client>,
-    /// Kiosk mode (`serve --kiosk`): the camera, its page and its enrolments.
-    pub kiosk: Option<Arc<crate::kiosk::Kiosk>>,
-    /// The key the enrolment endpoints require, if any.
-    pub api_key: Option<api_key::ApiKey>,
-}
-
-/// The address a request came from, where the transport knows it.
-pub trait Peer {
-    fn peer(&self) -> Option<std::net::IpAddr>;
-}
-
-/// What a [`Server`] serves: one exchange at a time on a transport-free connection.
-pub trait Service: Send + Sync + 'static {
-    fn handle<C: Connection + Peer>(&self, conn: &mut C) -> Result<(), C::Error>;
-}
-
-impl Service for App {
-    fn handle<C: Connection + Peer>(&self, conn: &mut C) -> Result<(), C::Error> {
-        routes::handle(self, conn)
-    }
-}
 
 /// A bound server: the [`front`] on a TCP port, `tiny_http` behind it on a Unix socket in
 /// a private directory, and a fixed pool of workers; [`Server::run`] serves until stopped.

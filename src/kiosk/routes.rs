@@ -5,9 +5,10 @@ use embedded_svc::http::Method;
 use embedded_svc::http::server::Connection;
 
 use super::{Busy, Kiosk};
-use crate::http::Peer;
-use crate::http::error::ApiError;
-use crate::http::exchange::{Reply, method_not_allowed};
+use crate::service::Peer;
+use crate::service::error::ApiError;
+use crate::service::exchange::method_not_allowed;
+use crate::service::reply::Reply;
 
 /// The page: self-contained HTML, CSS and script.
 pub const PAGE: &str = include_str!("page.html");

@@ -13,6 +13,7 @@ mod filters;
 mod http;
 mod kiosk;
 mod kiosk_browser;
+mod layers;
 mod limits;
 mod liveness;
 mod models;

@@ -11,7 +11,7 @@ use crate::common::server::Server;
 use crate::common::{self, fixture};
 use recognize_agent::contract::{Filters, Scenario};
 
-const AGENT_DOC: &str = include_str!("../../src/http/openapi.yaml");
+const AGENT_DOC: &str = include_str!("../../src/agent/openapi.yaml");
 const BACKEND_DOC: &str = include_str!("../../src/backend/openapi.yaml");
 const BACKEND_KEY: &str = "openapi-backend-key";
 const AGENT_KEY: &str = "openapi-agent-key";

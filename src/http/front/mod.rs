@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::error::ApiError;
+use crate::service::error::{self, ApiError};
 use request::{Failure, PEER_HEADER};
 use timed::Timed;
 
@@ -378,11 +378,7 @@ fn closing(mut answer: Vec<u8>) -> Vec<u8> {
 /// A complete HTTP response for an error, as the routes would answer it.
 fn answer(e: &ApiError) -> Vec<u8> {
     let (headers, body) = e.answer();
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\n",
-        e.status,
-        super::error::title(e.status)
-    );
+    let mut out = format!("HTTP/1.1 {} {}\r\n", e.status, error::title(e.status));
     for (name, value) in headers {
         out += &format!("{name}: {value}\r\n");
     }

@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, Read};
 
-use crate::http::error::ApiError;
+use crate::service::error::ApiError;
 
 /// The largest request line plus headers accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -1,54 +1,14 @@
 //! One request/response exchange, the same for every service: route it, log it (method,
-//! path, status, time; never content), answer in JSON.
+//! path, status, time; never content), answer in JSON; reading bodies within a limit.
 
 use std::time::Instant;
 
 use embedded_svc::http::Method;
 use embedded_svc::http::server::Connection;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-
-/// A successful answer: status, content type and body (none for `204`).
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json(status: u16, value: &impl Serialize) -> Reply {
-        Reply {
-            status,
-            content_type: JSON.1,
-            body: serde_json::to_vec(value).unwrap_or_default(),
-        }
-    }
-
-    /// `200` with a document served as it is (a page, the OpenAPI description).
-    pub fn document(content_type: &'static str, text: &'static str) -> Reply {
-        Reply {
-            status: 200,
-            content_type,
-            body: text.as_bytes().to_vec(),
-        }
-    }
-
-    pub fn no_content() -> Reply {
-        Reply {
-            status: 204,
-            content_type: JSON.1,
-            body: Vec::new(),
-        }
-    }
-}
-
-pub(super) const JSON: (&str, &str) = ("Content-Type", "application/json");
-/// Answers hold states, faces and frames: never kept by a cache.
-pub(super) const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
-/// The media type of the OpenAPI documents (RFC 9512).
-pub const YAML: &str = "application/yaml";
+use super::reply::{NO_STORE, Reply};
 
 /// Routes the request on `conn` with `route(conn, method, path)` and writes its answer.
 pub fn exchange<C, F>(conn: &mut C, route: F) -> Result<(), C::Error>

@@ -1,6 +1,6 @@
 //! The one error type of the HTTP API, rendered as `{"title", "statusCode", "detail"}`.
 
-use super::exchange::{JSON, NO_STORE};
+use super::reply::{JSON, NO_STORE};
 use crate::contract::Problem;
 
 /// An HTTP error with its JSON body and any headers it needs.

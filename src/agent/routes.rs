@@ -3,31 +3,33 @@
 use embedded_svc::http::server::Connection;
 use embedded_svc::http::{Headers, Method};
 
-use super::error::ApiError;
-use super::exchange::{Reply, YAML, check_length, exchange, method_not_allowed, read_body};
-use super::{App, Peer};
+use super::Agent;
 use crate::backend::client::{CallError, Client};
 use crate::contract::{Health, OfflineEnrollment, Scenario};
 use crate::enroll::EnrollError;
 use crate::protect::states::ClientType;
+use crate::service::Peer;
+use crate::service::error::ApiError;
+use crate::service::exchange::{check_length, exchange, method_not_allowed, read_body};
+use crate::service::reply::{Reply, YAML};
 use crate::vision::decode::{DecodeError, DecodeOptions};
 
 /// The agent's OpenAPI description, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("openapi.yaml");
 
 /// Handles one exchange on `conn`.
-pub fn handle<C: Connection + Peer>(app: &App, conn: &mut C) -> Result<(), C::Error> {
-    exchange(conn, |conn, method, path| route(app, conn, method, path))
+pub fn handle<C: Connection + Peer>(agent: &Agent, conn: &mut C) -> Result<(), C::Error> {
+    exchange(conn, |conn, method, path| route(agent, conn, method, path))
 }
 
 fn route<C: Connection + Peer>(
-    app: &App,
+    agent: &Agent,
     conn: &mut C,
     method: Method,
     path: &str,
 ) -> Result<Reply, ApiError> {
     if path == "/kiosk" || path.starts_with("/kiosk/") {
-        return match &app.kiosk {
+        return match &agent.kiosk {
             Some(kiosk) => crate::kiosk::routes::route(kiosk, conn, method, path),
             None => Err(ApiError::new(404, "kiosk mode is off (serve --kiosk)")),
         };
@@ -37,14 +39,14 @@ fn route<C: Connection + Peer>(
         "/v1/offline-enrollment" | "/v1/online-enrollment" => "POST",
         _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
     };
-    if let Some(key) = app.api_key.as_ref().filter(|_| path.starts_with("/v1/")) {
+    if let Some(key) = agent.api_key.as_ref().filter(|_| path.starts_with("/v1/")) {
         key.check(conn)?;
     }
     match (method, path) {
         (Method::Get, "/health-check") => Ok(Reply::json(200, &Health::ok())),
         (Method::Get, "/openapi.yaml") => Ok(Reply::document(YAML, OPENAPI)),
-        (Method::Post, "/v1/offline-enrollment") => enroll(app, conn, false),
-        (Method::Post, "/v1/online-enrollment") => enroll(app, conn, true),
+        (Method::Post, "/v1/offline-enrollment") => enroll(agent, conn, false),
+        (Method::Post, "/v1/online-enrollment") => enroll(agent, conn, true),
         _ => Err(method_not_allowed(path, allowed)),
     }
 }
@@ -118,9 +120,9 @@ fn printable(v: &str) -> String {
     v.chars().filter(|c| !c.is_control()).take(40).collect()
 }
 
-fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply, ApiError> {
+fn enroll<C: Connection>(agent: &Agent, conn: &mut C, online: bool) -> Result<Reply, ApiError> {
     // Where an online enrolment is registered; refused before any work if nowhere.
-    let backend = match (online, &app.backend) {
+    let backend = match (online, &agent.backend) {
         (false, _) => None,
         (true, Some(backend)) => Some(backend),
         (true, None) => {
@@ -131,10 +133,10 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
         }
     };
     let headers = enrollment_headers(conn)?;
-    let max = app.limits.max_body_bytes;
+    let max = agent.limits.max_body_bytes;
     check_length(conn, max)?;
     let outcome = {
-        let Some(_permit) = app.gate.enter() else {
+        let Some(_permit) = agent.gate.enter() else {
             return Err(
                 ApiError::new(429, "too many enrolments are running; retry shortly")
                     .with_header("Retry-After", "1"),
@@ -144,9 +146,10 @@ fn enroll<C: Connection>(app: &App, conn: &mut C, online: bool) -> Result<Reply,
         let opts = DecodeOptions {
             base64: headers.base64,
             exif_transpose: headers.exif_transpose,
-            max_pixels: app.limits.max_pixels,
+            max_pixels: agent.limits.max_pixels,
         };
-        app.enroller
+        agent
+            .enroller
             .enroll(&body, headers.scenario, headers.client_type, &opts)
             .map_err(|e| match e {
                 EnrollError::Decode(d @ DecodeError::TooManyPixels { .. }) => {
