@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::backend::matching;
+use recognize_agent::clock::{Clock, SystemClock};
 use recognize_agent::contract::Scenario;
 use recognize_agent::protect::issue::Issuer;
 use recognize_agent::protect::keys::KeyFile;
@@ -143,7 +144,7 @@ fn score_pairs(photos: &[Photo], folds: usize) -> Result<Vec<Pair>, Error> {
             &enrolled.vector,
             Scenario::TrustedSource,
             ClientType::Backup,
-            states::unix_seconds(),
+            SystemClock.now(),
             &mut rng,
         )?;
         // The backend's side: the sealed template, opened.

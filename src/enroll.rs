@@ -1,7 +1,10 @@
 //! One enrolment, transport-free: image bytes + scenario → states, or the filters that failed.
 
+use std::sync::Arc;
+
 use image::RgbImage;
 
+use crate::clock::{Clock, SystemClock};
 use crate::contract::{FilterTriggered, Filters, OfflineEnrollment, Scenario};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -15,12 +18,13 @@ use crate::vision::liveness::Liveness;
 use crate::vision::{Analysis, Models};
 
 /// The enrolment service: models, the per-scenario policies, the optional liveness
-/// check, and the issuer of the states.
+/// check, the issuer of the states and the clock that dates them.
 pub struct Enroller {
     pub models: Models,
     policies: [Policy; 3],
     liveness: Option<LivenessCheck>,
     issuer: Issuer,
+    clock: Arc<dyn Clock>,
 }
 
 /// Result of an enrolment that ran to the end.
@@ -103,7 +107,14 @@ impl Enroller {
             policies,
             liveness: None,
             issuer,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Dates the states by `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Enroller {
+        self.clock = clock;
+        self
     }
 
     /// Who signs the states and whom they are sealed to.
@@ -198,7 +209,7 @@ impl Enroller {
                 &embedding.vector,
                 scenario,
                 client_type,
-                states::unix_seconds(),
+                self.clock.now(),
                 &mut rng,
             )
             .map_err(|e| EnrollError::Internal(format!("sealing the template: {e}")))

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod backend;
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod enroll;

@@ -5,7 +5,7 @@
 //! a trusted agent and sealed to this backend; a device is bound only when the template
 //! it sends with a fresh challenge matches the user's, within the user's attempt budget.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use embedded_svc::http::Method;
@@ -14,6 +14,7 @@ use embedded_svc::http::server::Connection;
 use super::matching;
 use super::messages::{self, Bind, Bound, Challenge, DeviceType, Devices, Register, Registered};
 use super::store::{Attempt, NewUser, Store, StoreError};
+use crate::clock::{Clock, SystemClock};
 use crate::contract::Health;
 use crate::protect::keys;
 use crate::protect::rotation::Template;
@@ -66,18 +67,26 @@ pub fn trusted_agents(keys: &[String]) -> Result<Vec<[u8; 32]>, String> {
     Ok(trusted)
 }
 
-/// The backend service: the store and its settings.
+/// The backend service: the store, its settings and its clock.
 pub struct Backend {
     store: Mutex<Store>,
     settings: Settings,
+    clock: Arc<dyn Clock>,
 }
 
 impl Backend {
+    /// The backend on the system's clock.
     pub fn new(store: Store, settings: Settings) -> Backend {
         Backend {
             store: Mutex::new(store),
             settings,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same backend on `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Backend {
+        Backend { clock, ..self }
     }
 
     /// The store; a panic elsewhere never leaves it mid-transaction (transactions roll
@@ -196,7 +205,7 @@ impl Backend {
             }
             (Route::Device(id, device), Method::Delete) => {
                 self.store()
-                    .delete_device(id, device, states::unix_seconds())
+                    .delete_device(id, device, self.clock.now())
                     .map_err(|e| match e {
                         StoreError::NotFound => {
                             ApiError::new(404, format!("user {id} has no device {device}"))
@@ -217,7 +226,7 @@ impl Backend {
         done: &str,
         change: impl FnOnce(&mut Store, &str, u64) -> Result<(), StoreError>,
     ) -> Result<(), ApiError> {
-        change(&mut self.store(), id, states::unix_seconds()).map_err(|e| store_error(e, id))?;
+        change(&mut self.store(), id, self.clock.now()).map_err(|e| store_error(e, id))?;
         log::info!(target: "backend", "{done} {id}");
         Ok(())
     }
@@ -241,7 +250,7 @@ impl Backend {
             return Err(bad("the keylessId is malformed".into()));
         }
         states::check_model(&state.model).map_err(|e| bad(e.to_string()))?;
-        let now = states::unix_seconds();
+        let now = self.clock.now();
         if now > state.exp {
             return Err(bad(format!(
                 "it expired at {} (Unix seconds); enrol the person again",
@@ -277,7 +286,7 @@ impl Backend {
 
     fn challenge(&self, id: &str) -> Result<Reply, ApiError> {
         let nonce = states::b64(&random(states::random_bytes::<CHALLENGE_BYTES>)?);
-        let now = states::unix_seconds();
+        let now = self.clock.now();
         let expires_at = now + self.settings.challenge_ttl.as_secs();
         self.store()
             .add_challenge(id, &nonce, now, expires_at)
@@ -319,13 +328,7 @@ impl Backend {
         let device_id = random(states::random_id)?;
         let device = (device_id.as_str(), DeviceType::Sdk, &device_key[..]);
         let attempt = store
-            .attempt(
-                id,
-                &request.challenge,
-                states::unix_seconds(),
-                device,
-                matched,
-            )
+            .attempt(id, &request.challenge, self.clock.now(), device, matched)
             .map_err(|e| store_error(e, id))?;
         drop(store);
         match attempt {
@@ -429,6 +432,118 @@ fn store_error(e: StoreError, id: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::http::connection::{Head, MemoryConnection};
+    use crate::protect::keys::KeyFile;
+    use crate::protect::rotation::{Rotation, random_unit};
+    use crate::service::api_key::HEADER;
+
+    const KEY: &str = "test-key";
+    const USER: &str = "5bf847c3-9552-4ae4-974b-6220406c26a3";
+
+    /// A backend on `clock` with one committed user whose template is `template`;
+    /// challenges live 60 s.
+    fn backend(clock: Arc<ManualClock>, template: &Template) -> Backend {
+        let agent = KeyFile::ephemeral().unwrap();
+        let mut store = Store::open(":memory:".as_ref()).unwrap();
+        let user = NewUser {
+            keyless_id: USER,
+            template,
+            agent_key: &agent.public(),
+            scenario: "SELFIE",
+            created: clock.now(),
+            device: ("d1", DeviceType::Backup),
+        };
+        store.register(&user, true).unwrap();
+        let settings = Settings {
+            api_key: ApiKey::new(KEY).unwrap(),
+            admin_key: None,
+            trusted_agents: vec![agent.public()],
+            challenge_ttl: Duration::from_secs(60),
+            sealing: SealingKey::from_secret(&[5; 32]),
+            threshold: 0.5,
+        };
+        Backend::new(store, settings).with_clock(clock)
+    }
+
+    /// `method path` with `body` and the API key: the status and the JSON answer.
+    fn call(
+        backend: &Backend,
+        method: Method,
+        path: &str,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let headers = vec![
+            ("Content-Length".to_string(), body.len().to_string()),
+            (HEADER.to_string(), KEY.to_string()),
+        ];
+        let head = Head::new(method, path.to_string(), headers, None);
+        let mut conn = MemoryConnection::new(head, body.to_vec());
+        backend.handle(&mut conn).unwrap();
+        let response = conn.response().unwrap();
+        let json = serde_json::from_slice(&response.body).unwrap_or_default();
+        (response.status, json)
+    }
+
+    /// A device's binding request for `challenge` that sends the enrolled template.
+    fn bind_request(challenge: &str, template: &Template) -> Vec<u8> {
+        let device = KeyFile::ephemeral().unwrap();
+        let nonce = states::bytes(challenge, "challenge").unwrap();
+        let sent = template.to_bytes();
+        let message = messages::bind_message(USER, &nonce, &device.public(), &sent);
+        serde_json::json!({
+            "challenge": challenge,
+            "template": states::b64(&sent),
+            "devicePublicKey": states::b64(&device.public()),
+            "signature": states::b64(&device.sign(&message)),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// A challenge answered within its time binds the device; the same answer once the
+    /// backend's clock has passed the challenge's time is refused, and binds nothing.
+    #[test]
+    fn a_challenge_expires_by_the_backends_clock() {
+        let clock = Arc::new(ManualClock::at(1_800_000_000));
+        let template = Rotation::from_seed(&[6; 32]).protect(&random_unit(1));
+        let backend = backend(Arc::clone(&clock), &template);
+        let challenges = format!("/v1/users/{USER}/challenges");
+        let devices = format!("/v1/users/{USER}/devices");
+        let device_count = || {
+            call(&backend, Method::Get, &devices, b"").1["devices"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+
+        let (status, challenge) = call(&backend, Method::Post, &challenges, b"");
+        assert_eq!(status, 201);
+        assert_eq!(challenge["expiresAt"], 1_800_000_060);
+        let (status, _) = call(
+            &backend,
+            Method::Post,
+            &devices,
+            &bind_request(challenge["challenge"].as_str().unwrap(), &template),
+        );
+        assert_eq!(status, 201, "bound within the challenge's time");
+        assert_eq!(device_count(), 2);
+
+        let (_, challenge) = call(&backend, Method::Post, &challenges, b"");
+        clock.advance(61);
+        let (status, refused) = call(
+            &backend,
+            Method::Post,
+            &devices,
+            &bind_request(challenge["challenge"].as_str().unwrap(), &template),
+        );
+        assert_eq!(status, 409, "{refused}");
+        assert!(
+            refused["detail"].as_str().unwrap().contains("expired"),
+            "{refused}"
+        );
+        assert_eq!(device_count(), 2);
+    }
 
     #[test]
     fn routes_take_only_well_formed_ids() {

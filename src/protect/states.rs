@@ -305,13 +305,6 @@ pub fn uuid_of(bytes: [u8; 16]) -> String {
         .to_string()
 }
 
-/// Seconds since the Unix epoch, as states and challenges date things.
-pub fn unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers from the bottom up; the command line (`src/main.rs`) is above them all.
 const LAYERS: &[&[&str]] = &[
-    &["contract"],
+    &["contract", "clock"],
     &["vision", "service"],
     &["protect", "frames", "http", "config"],
     &["enroll", "capture", "backend"],

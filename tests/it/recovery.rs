@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::common::server::{Response, Server};
 use crate::common::{self, fixture};
@@ -15,8 +15,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::backend::client::{CallError, Client};
 use recognize_agent::backend::messages::Bind;
+use recognize_agent::clock::{Clock, ManualClock, SystemClock};
 use recognize_agent::contract::Scenario;
-use recognize_agent::protect::issue::Issuer;
+use recognize_agent::protect::issue::{Issuer, REGISTRATION_WINDOW_SECONDS};
 use recognize_agent::protect::keys::KeyFile;
 use recognize_agent::protect::seal::SealingKey;
 use recognize_agent::protect::states::{self, ClientState, ClientType, ServerState};
@@ -516,12 +517,11 @@ fn tampered_untrusted_misdirected_expired_and_version_1_states_are_refused() {
     // Signed by a trusted agent, but sealed to another backend, or too old.
     let elsewhere = SealingKey::from_secret(&[8; 32]);
     assert_status(
-        &register(&issued(&elsewhere, states::unix_seconds())),
+        &register(&issued(&elsewhere, SystemClock.now())),
         400,
         "sealed to",
     );
-    let old =
-        states::unix_seconds() - recognize_agent::protect::issue::REGISTRATION_WINDOW_SECONDS - 10;
+    let old = SystemClock.now() - REGISTRATION_WINDOW_SECONDS - 10;
     assert_status(
         &register(&issued(&common::sealing_key(), old)),
         400,
@@ -640,25 +640,27 @@ fn online_enrolment_with_the_backend_down_or_refusing_is_503_or_502() {
     assert_eq!(count(sql, &hex), 0);
 }
 
+/// The states of an enrolment are dated by the enroller's clock: the server state is
+/// registrable for the registration window from then.
 #[test]
-fn an_expired_challenge_is_refused() {
-    let short = start_backend("short-lived.db", &[("CHALLENGE_TTL_SECONDS", "1")]);
-    let (id, client, server) = enrol_offline("clean/obama.jpg");
-    let url = format!("http://{}", short.addr);
-    let backend = Client::new(&url, API_KEY).unwrap();
-    assert_eq!(backend.register(&server).unwrap(), id);
-    let challenge = backend.challenge(&id).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    let state = recovery::client_state(&client).unwrap();
-    let probe = recovery::probe(&state, &embedding("clean/obama.jpg"));
-    let device = KeyFile::ephemeral().unwrap();
-    let request = recovery::bind_request(&id, &challenge.challenge, &probe, &device).unwrap();
-    let refused = backend.bind(&id, &request).unwrap_err();
-    assert!(
-        matches!(&refused, CallError::Refused { status: 409, detail } if detail.contains("expired")),
-        "{refused}"
-    );
-    assert_eq!(backend.devices(&id).unwrap().len(), 1);
+fn states_are_dated_by_the_enrollers_clock() {
+    let at = 1_700_000_000;
+    let enroller = common::new_enroller().with_clock(Arc::new(ManualClock::at(at)));
+    let image = fixture("clean/obama.jpg");
+    let options = DecodeOptions::file(50_000_000);
+    let states = enroller
+        .enroll(&image, Scenario::Selfie, ClientType::Backup, &options)
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let client = states::decode::<ClientState>(&states.client_state)
+        .unwrap()
+        .state;
+    let server = states::decode::<ServerState>(&states.server_state)
+        .unwrap()
+        .state;
+    assert_eq!((client.iat, server.iat), (at, at));
+    assert_eq!(server.exp, at + REGISTRATION_WINDOW_SECONDS);
 }
 
 /// `PRAGMA integrity_check` of a backend database, and its users without their

@@ -43,11 +43,14 @@ pub fn manifest() -> Vec<Case> {
 /// One enroller for the whole test binary (models load once).
 pub fn enroller() -> &'static Enroller {
     static ENROLLER: OnceLock<Enroller> = OnceLock::new();
-    ENROLLER.get_or_init(|| {
-        let models = Models::load(&default_models_dir(), Precision::F32).expect("models");
-        let policies = Scenario::ALL.map(recognize_agent::vision::filters::Policy::for_scenario);
-        Enroller::new(models, policies, issuer())
-    })
+    ENROLLER.get_or_init(new_enroller)
+}
+
+/// An enroller of its own, with the default policies and a fresh [`issuer`].
+pub fn new_enroller() -> Enroller {
+    let models = Models::load(&default_models_dir(), Precision::F32).expect("models");
+    let policies = Scenario::ALL.map(recognize_agent::vision::filters::Policy::for_scenario);
+    Enroller::new(models, policies, issuer())
 }
 
 /// An issuer with a fresh identity, sealing to the tests' backend key.
