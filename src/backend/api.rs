@@ -517,26 +517,19 @@ mod tests {
                 .len()
         };
 
-        let (status, challenge) = call(&backend, Method::Post, &challenges, b"");
-        assert_eq!(status, 201);
-        assert_eq!(challenge["expiresAt"], 1_800_000_060);
-        let (status, _) = call(
-            &backend,
-            Method::Post,
-            &devices,
-            &bind_request(challenge["challenge"].as_str().unwrap(), &template),
-        );
-        assert_eq!(status, 201, "bound within the challenge's time");
-        assert_eq!(device_count(), 2);
+        // A challenge, then its answer once `wait` seconds have passed.
+        let answer_after = |wait: u64| {
+            let (status, challenge) = call(&backend, Method::Post, &challenges, b"");
+            assert_eq!(status, 201);
+            assert_eq!(challenge["expiresAt"], clock.now() + 60);
+            clock.advance(wait);
+            let request = bind_request(challenge["challenge"].as_str().unwrap(), &template);
+            call(&backend, Method::Post, &devices, &request)
+        };
 
-        let (_, challenge) = call(&backend, Method::Post, &challenges, b"");
-        clock.advance(61);
-        let (status, refused) = call(
-            &backend,
-            Method::Post,
-            &devices,
-            &bind_request(challenge["challenge"].as_str().unwrap(), &template),
-        );
+        assert_eq!(answer_after(59).0, 201, "bound within the challenge's time");
+        assert_eq!(device_count(), 2);
+        let (status, refused) = answer_after(61);
         assert_eq!(status, 409, "{refused}");
         assert!(
             refused["detail"].as_str().unwrap().contains("expired"),
