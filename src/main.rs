@@ -43,8 +43,9 @@ struct Cli {
     /// else ./models, else the source tree's]
     #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
-    /// Arithmetic the models run in: f32, or f16 (as accurate, but slower with tract 0.22,
-    /// even on CPUs with FP16 arithmetic) [default: $MODEL_PRECISION, else f32]
+    /// Arithmetic the models run in: f32, or f16 (as accurate, but 8 to 10× the work with
+    /// tract 0.22, even on CPUs with FP16 arithmetic; not yet counted with 0.23)
+    /// [default: $MODEL_PRECISION, else f32]
     #[arg(long, global = true)]
     model_precision: Option<Precision>,
     /// Largest image accepted, in pixels (width × height)
