@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The layers from the bottom up; the command line (`src/main.rs`) is above them all.
+/// The layers from the bottom up; the command line (`src/cli/`, in the binary) on top.
 const LAYERS: &[&[&str]] = &[
     &["contract", "clock"],
     &["vision", "service"],
@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["enroll", "capture", "backend"],
     &["kiosk", "recovery"],
     &["agent"],
+    &["cli"],
 ];
 
 fn layer(module: &str) -> Option<usize> {
