@@ -18,7 +18,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use recognize_agent::contract::{FilterStatus, Filters, Scenario};
+use recognize_agent::contract::{Filter, FilterStatus, Filters, Scenario};
 use recognize_agent::vision::detect::Face;
 use recognize_agent::vision::filters::{self, Policy};
 use recognize_agent::vision::{Models, default_models_dir, default_precision};
@@ -37,8 +37,8 @@ struct Photo {
 }
 
 impl Photo {
-    fn triggered(&self, s: usize, name: &str) -> bool {
-        self.filters[s].get(name) == Some(FilterStatus::Triggered)
+    fn triggered(&self, s: usize, filter: Filter) -> bool {
+        self.filters[s].get(filter) == FilterStatus::Triggered
     }
 
     fn refused(&self, s: usize) -> bool {
@@ -46,8 +46,8 @@ impl Photo {
     }
 
     /// The filters that should trigger on this photo.
-    fn expected(&self, name: &str) -> bool {
-        self.occluded && name == "faceIsOccluded"
+    fn expected(&self, filter: Filter) -> bool {
+        self.occluded && filter == Filter::FaceIsOccluded
     }
 }
 
@@ -126,15 +126,15 @@ fn report(dir: &Path, photos: &[Photo], occlusion: bool, list: bool) {
     );
     println!(
         "| scenario | refused (95 % CI) | {} |",
-        Filters::NAMES.map(|n| format!("`{n}`")).join(" | ")
+        Filter::ALL.map(|f| format!("`{}`", f.name())).join(" | ")
     );
     println!("|---|---|{}", "---|".repeat(6));
     for (s, scenario) in Scenario::ALL.iter().enumerate() {
         let refused = clear.iter().filter(|p| p.refused(s)).count();
-        let by_filter = Filters::NAMES.map(|name| {
+        let by_filter = Filter::ALL.map(|filter| {
             clear
                 .iter()
-                .filter(|p| p.triggered(s, name))
+                .filter(|p| p.triggered(s, filter))
                 .count()
                 .to_string()
         });
@@ -149,10 +149,11 @@ fn report(dir: &Path, photos: &[Photo], occlusion: bool, list: bool) {
     println!("\nPer filter, `SELFIE` (expected to trigger / not):\n");
     println!("| filter | triggered when expected | missed | false alarms | correct passes |");
     println!("|---|---|---|---|---|");
-    for name in Filters::NAMES {
+    for filter in Filter::ALL {
+        let name = filter.name();
         let mut table = [0usize; 4];
         for p in photos {
-            let (expected, got) = (p.expected(name), p.triggered(selfie, name));
+            let (expected, got) = (p.expected(filter), p.triggered(selfie, filter));
             table[usize::from(!expected) * 2 + usize::from(expected != got)] += 1;
         }
         println!(
@@ -167,10 +168,10 @@ fn report(dir: &Path, photos: &[Photo], occlusion: bool, list: bool) {
     println!();
     if list {
         for p in photos {
-            let wrong = Filters::NAMES
-                .iter()
-                .filter(|n| p.triggered(selfie, n) != p.expected(n))
-                .copied()
+            let wrong = Filter::ALL
+                .into_iter()
+                .filter(|f| p.triggered(selfie, *f) != p.expected(*f))
+                .map(Filter::name)
                 .collect::<Vec<_>>();
             if !wrong.is_empty() {
                 let eyes = p.eyes.map_or("-".into(), |e| format!("{e:.0}"));
@@ -190,7 +191,7 @@ fn occlusion_report(photos: &[Photo], categories: &[&str]) {
         let of: Vec<&Photo> = photos.iter().filter(|p| p.category == *category).collect();
         let occluded = of
             .iter()
-            .filter(|p| p.triggered(s, "faceIsOccluded"))
+            .filter(|p| p.triggered(s, Filter::FaceIsOccluded))
             .count();
         let missing = of.iter().filter(|p| p.eyes.is_none()).count();
         println!(
@@ -203,7 +204,7 @@ fn occlusion_report(photos: &[Photo], categories: &[&str]) {
     println!("\nBy eye distance of the found face:\n");
     let faces: Vec<(f32, bool, bool)> = photos
         .iter()
-        .filter_map(|p| Some((p.eyes?, p.occluded, p.triggered(s, "faceIsOccluded"))))
+        .filter_map(|p| Some((p.eyes?, p.occluded, p.triggered(s, Filter::FaceIsOccluded))))
         .collect();
     support::by_eye_distance(&faces);
 }

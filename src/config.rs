@@ -1,6 +1,6 @@
 //! Per-scenario filter configuration from the environment.
 
-use crate::contract::{Filters, Scenario};
+use crate::contract::{Filter, Scenario};
 use crate::vision::filters::Policy;
 
 /// Builds the three scenario policies: the contract's defaults, then
@@ -17,12 +17,11 @@ pub fn policies(env: impl Fn(&str) -> Option<String>) -> Result<[Policy; 3], Str
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
             {
-                if !policy.set(name, on) {
-                    return Err(format!(
-                        "{key}: unknown filter '{name}' (known: {})",
-                        Filters::NAMES.join(", ")
-                    ));
-                }
+                let Some(filter) = Filter::parse(name) else {
+                    let known = Filter::ALL.map(Filter::name).join(", ");
+                    return Err(format!("{key}: unknown filter '{name}' (known: {known})"));
+                };
+                policy.set(filter, on);
             }
         }
         let key = format!("MIN_INTEROCULAR_{}", scenario.as_str());
@@ -49,9 +48,10 @@ mod tests {
             _ => None,
         };
         let [selfie, trusted, document] = policies(env).unwrap();
-        assert!(!selfie.face_too_small && !selfie.image_black_and_white && selfie.face_missing);
-        assert!(document.image_black_and_white);
-        assert!(!trusted.image_black_and_white);
+        assert!(!selfie.runs(Filter::FaceTooSmall) && !selfie.runs(Filter::ImageBlackAndWhite));
+        assert!(selfie.runs(Filter::FaceMissing));
+        assert!(document.runs(Filter::ImageBlackAndWhite));
+        assert!(!trusted.runs(Filter::ImageBlackAndWhite));
         assert_eq!(trusted.thresholds.min_interocular, 50.0);
         assert!(policies(|k| (k == "FILTERS_OFF_SELFIE").then(|| "faceBogus".into())).is_err());
     }

@@ -51,7 +51,69 @@ pub enum FilterStatus {
     CannotRunOnFrame,
 }
 
-/// The six filters, always all present in a `FilterTriggered` body.
+/// One of the six filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Filter {
+    FaceIsOccluded,
+    FaceMissing,
+    FaceMultiple,
+    FacePartial,
+    FaceTooSmall,
+    ImageBlackAndWhite,
+}
+
+impl Filter {
+    /// All six, in the order of a `FilterTriggered` body.
+    pub const ALL: [Filter; 6] = [
+        Filter::FaceIsOccluded,
+        Filter::FaceMissing,
+        Filter::FaceMultiple,
+        Filter::FacePartial,
+        Filter::FaceTooSmall,
+        Filter::ImageBlackAndWhite,
+    ];
+
+    /// The order in which `detail` names the filters that triggered.
+    const DETAIL_ORDER: [Filter; 6] = [
+        Filter::FaceMissing,
+        Filter::FaceMultiple,
+        Filter::FacePartial,
+        Filter::FaceTooSmall,
+        Filter::FaceIsOccluded,
+        Filter::ImageBlackAndWhite,
+    ];
+
+    /// The name as the contract spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::FaceIsOccluded => "faceIsOccluded",
+            Filter::FaceMissing => "faceMissing",
+            Filter::FaceMultiple => "faceMultiple",
+            Filter::FacePartial => "facePartial",
+            Filter::FaceTooSmall => "faceTooSmall",
+            Filter::ImageBlackAndWhite => "imageBlackAndWhite",
+        }
+    }
+
+    /// The filter the contract calls `name`.
+    pub fn parse(name: &str) -> Option<Filter> {
+        Filter::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The plain words used in `detail` when it triggers.
+    fn words(self) -> &'static str {
+        match self {
+            Filter::FaceMissing => "No face found in the image",
+            Filter::FaceMultiple => "More than one face in the image",
+            Filter::FacePartial => "Face only partly inside the image",
+            Filter::FaceTooSmall => "Face too small for an accurate template",
+            Filter::FaceIsOccluded => "Face occluded by object",
+            Filter::ImageBlackAndWhite => "Image is black and white",
+        }
+    }
+}
+
+/// The six filters' outcomes, always all present in a `FilterTriggered` body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Filters {
@@ -64,58 +126,43 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// The filters' names as the contract spells them.
-    pub const NAMES: [&'static str; 6] = [
-        "faceIsOccluded",
-        "faceMissing",
-        "faceMultiple",
-        "facePartial",
-        "faceTooSmall",
-        "imageBlackAndWhite",
-    ];
-
-    /// A filter's status by its contract name.
-    pub fn get(&self, name: &str) -> Option<FilterStatus> {
-        Some(match name {
-            "faceIsOccluded" => self.face_is_occluded,
-            "faceMissing" => self.face_missing,
-            "faceMultiple" => self.face_multiple,
-            "facePartial" => self.face_partial,
-            "faceTooSmall" => self.face_too_small,
-            "imageBlackAndWhite" => self.image_black_and_white,
-            _ => return None,
-        })
+    /// The outcomes of `status(filter)` for each filter.
+    pub fn from_fn(mut status: impl FnMut(Filter) -> FilterStatus) -> Filters {
+        Filters {
+            face_is_occluded: status(Filter::FaceIsOccluded),
+            face_missing: status(Filter::FaceMissing),
+            face_multiple: status(Filter::FaceMultiple),
+            face_partial: status(Filter::FacePartial),
+            face_too_small: status(Filter::FaceTooSmall),
+            image_black_and_white: status(Filter::ImageBlackAndWhite),
+        }
     }
 
-    /// Each filter with the plain words used in `detail` when it triggers.
-    pub fn entries(&self) -> [(FilterStatus, &'static str); 6] {
-        [
-            (self.face_missing, "No face found in the image"),
-            (self.face_multiple, "More than one face in the image"),
-            (self.face_partial, "Face only partly inside the image"),
-            (
-                self.face_too_small,
-                "Face too small for an accurate template",
-            ),
-            (self.face_is_occluded, "Face occluded by object"),
-            (self.image_black_and_white, "Image is black and white"),
-        ]
+    /// One filter's outcome.
+    pub fn get(&self, filter: Filter) -> FilterStatus {
+        match filter {
+            Filter::FaceIsOccluded => self.face_is_occluded,
+            Filter::FaceMissing => self.face_missing,
+            Filter::FaceMultiple => self.face_multiple,
+            Filter::FacePartial => self.face_partial,
+            Filter::FaceTooSmall => self.face_too_small,
+            Filter::ImageBlackAndWhite => self.image_black_and_white,
+        }
     }
 
     /// True when any filter failed.
     pub fn any_triggered(&self) -> bool {
-        self.entries()
+        Filter::ALL
             .iter()
-            .any(|(s, _)| *s == FilterStatus::Triggered)
+            .any(|f| self.get(*f) == FilterStatus::Triggered)
     }
 
     /// The `detail` sentence naming every failed filter.
     pub fn detail(&self) -> String {
-        let failed: Vec<&str> = self
-            .entries()
+        let failed: Vec<&str> = Filter::DETAIL_ORDER
             .iter()
-            .filter(|(s, _)| *s == FilterStatus::Triggered)
-            .map(|(_, words)| *words)
+            .filter(|f| self.get(**f) == FilterStatus::Triggered)
+            .map(|f| f.words())
             .collect();
         failed.join("; ")
     }

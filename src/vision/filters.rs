@@ -1,7 +1,7 @@
 //! The six contract filters: measurements from [`Analysis`] against thresholds, under a
 //! scenario's policy. All thresholds live in [`Thresholds`].
 
-use crate::contract::{FilterStatus, Filters, Scenario};
+use crate::contract::{Filter, FilterStatus, Filters, Scenario};
 
 use super::Analysis;
 use super::detect::Face;
@@ -48,12 +48,8 @@ impl Thresholds {
 /// Which filters a scenario runs, and with what thresholds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Policy {
-    pub face_is_occluded: bool,
-    pub face_missing: bool,
-    pub face_multiple: bool,
-    pub face_partial: bool,
-    pub face_too_small: bool,
-    pub image_black_and_white: bool,
+    /// Whether each filter runs, in [`Filter::ALL`]'s order.
+    on: [bool; 6],
     pub thresholds: Thresholds,
 }
 
@@ -62,29 +58,20 @@ impl Policy {
     /// trusted portraits and documents (official portraits may be greyscale).
     pub fn for_scenario(scenario: Scenario) -> Policy {
         Policy {
-            face_is_occluded: true,
-            face_missing: true,
-            face_multiple: true,
-            face_partial: true,
-            face_too_small: true,
-            image_black_and_white: scenario == Scenario::Selfie,
+            on: Filter::ALL
+                .map(|f| f != Filter::ImageBlackAndWhite || scenario == Scenario::Selfie),
             thresholds: Thresholds::for_scenario(scenario),
         }
     }
 
-    /// Turns a filter on or off by its contract name; false if the name is unknown.
-    pub fn set(&mut self, name: &str, on: bool) -> bool {
-        let flag = match name {
-            "faceIsOccluded" => &mut self.face_is_occluded,
-            "faceMissing" => &mut self.face_missing,
-            "faceMultiple" => &mut self.face_multiple,
-            "facePartial" => &mut self.face_partial,
-            "faceTooSmall" => &mut self.face_too_small,
-            "imageBlackAndWhite" => &mut self.image_black_and_white,
-            _ => return false,
-        };
-        *flag = on;
-        true
+    /// Whether `filter` runs.
+    pub fn runs(&self, filter: Filter) -> bool {
+        self.on[filter as usize]
+    }
+
+    /// Turns `filter` on or off.
+    pub fn set(&mut self, filter: Filter, on: bool) {
+        self.on[filter as usize] = on;
     }
 }
 
@@ -99,29 +86,16 @@ pub fn evaluate(analysis: &Analysis, policy: &Policy) -> Filters {
     };
     let main = analysis.primary.as_ref();
     let face = main.map(|p| &p.face);
-    Filters {
-        face_missing: status(policy.face_missing, Some(main.is_none())),
-        face_multiple: status(
-            policy.face_multiple,
-            Some(face.is_some_and(|f| others(analysis, f, t) > 0)),
-        ),
-        face_partial: status(
-            policy.face_partial,
-            face.map(|f| is_partial(f, analysis.width, analysis.height, t)),
-        ),
-        face_too_small: status(
-            policy.face_too_small,
-            face.map(|f| f.interocular() < t.min_interocular),
-        ),
-        face_is_occluded: status(
-            policy.face_is_occluded,
-            main.map(|p| is_occluded(&p.occlusion, t)),
-        ),
-        image_black_and_white: status(
-            policy.image_black_and_white,
-            Some(analysis.colourfulness < t.min_colourfulness),
-        ),
-    }
+    // Whether `filter` triggers; `None` when it cannot run on this image.
+    let triggered = |filter| match filter {
+        Filter::FaceMissing => Some(main.is_none()),
+        Filter::FaceMultiple => Some(face.is_some_and(|f| others(analysis, f, t) > 0)),
+        Filter::FacePartial => face.map(|f| is_partial(f, analysis.width, analysis.height, t)),
+        Filter::FaceTooSmall => face.map(|f| f.interocular() < t.min_interocular),
+        Filter::FaceIsOccluded => main.map(|p| is_occluded(&p.occlusion, t)),
+        Filter::ImageBlackAndWhite => Some(analysis.colourfulness < t.min_colourfulness),
+    };
+    Filters::from_fn(|filter| status(policy.runs(filter), triggered(filter)))
 }
 
 /// Faces other than `main` whose visible size is comparable to its own.

@@ -3,7 +3,7 @@
 //! table of docs/biometrics.md (`cargo test --test it filters:: -- --nocapture`).
 
 use crate::common::{Case, enroller, fixture, manifest};
-use recognize_agent::contract::{FilterStatus, Filters};
+use recognize_agent::contract::{Filter, FilterStatus, Filters};
 use recognize_agent::enroll::Outcome;
 use recognize_agent::protect::states::ClientType;
 use recognize_agent::vision::decode::DecodeOptions;
@@ -29,10 +29,8 @@ fn run(case: &Case) -> Option<Filters> {
     }
 }
 
-fn status(filters: &Option<Filters>, name: &str) -> FilterStatus {
-    filters.map_or(FilterStatus::NotTriggered, |f| {
-        f.get(name).expect("a contract filter name")
-    })
+fn status(filters: &Option<Filters>, filter: Filter) -> FilterStatus {
+    filters.map_or(FilterStatus::NotTriggered, |f| f.get(filter))
 }
 
 #[test]
@@ -50,19 +48,20 @@ fn every_filter_catches_its_cases_without_false_alarms() {
     let mut failures = Vec::new();
     println!("| filter | triggered cases | caught | clean faces | false alarms |");
     println!("|---|---|---|---|---|");
-    for name in Filters::NAMES {
+    for filter in Filter::ALL {
+        let name = filter.name();
         let positives: Vec<_> = results
             .iter()
             .filter(|(c, _)| c.triggers.iter().any(|t| t == name))
             .collect();
         let missed: Vec<&str> = positives
             .iter()
-            .filter(|(_, f)| status(f, name) != FilterStatus::Triggered)
+            .filter(|(_, f)| status(f, filter) != FilterStatus::Triggered)
             .map(|(c, _)| c.file.as_str())
             .collect();
         let alarms: Vec<&str> = clean
             .iter()
-            .filter(|(_, f)| status(f, name) == FilterStatus::Triggered)
+            .filter(|(_, f)| status(f, filter) == FilterStatus::Triggered)
             .map(|(c, _)| c.file.as_str())
             .collect();
         let caught = positives.len() - missed.len();

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::common::server::Server;
 use crate::common::{self, fixture};
-use recognize_agent::contract::{Filters, Scenario};
+use recognize_agent::contract::{Filter, Scenario};
 
 const AGENT_DOC: &str = include_str!("../../src/agent/openapi.yaml");
 const BACKEND_DOC: &str = include_str!("../../src/backend/openapi.yaml");
@@ -79,8 +79,12 @@ fn each_server_serves_its_own_description_with_the_contract_names() {
         "name: Content-Encoding",
         "enum: [base64]",
     ];
-    let filters =
-        Filters::NAMES.map(|n| format!("{n}: {{ $ref: \"#/components/schemas/FilterStatus\" }}"));
+    let filters = Filter::ALL.map(|f| {
+        format!(
+            "{}: {{ $ref: \"#/components/schemas/FilterStatus\" }}",
+            f.name()
+        )
+    });
     names.extend(filters.iter().map(String::as_str));
     let scenarios = format!("enum: [{}]", Scenario::ALL.map(Scenario::as_str).join(", "));
     names.push(&scenarios);
