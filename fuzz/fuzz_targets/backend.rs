@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use embedded_svc::http::Method;
 use libfuzzer_sys::fuzz_target;
-use recognize_agent::backend::api::{Backend, Settings};
+use recognize_agent::backend::api::{Backend, BackendSettings};
 use recognize_agent::backend::messages::{DeviceType, bind_message};
 use recognize_agent::backend::store::{NewUser, Store};
 use recognize_agent::contract::Scenario;
@@ -59,7 +59,7 @@ fn backend() -> Backend {
         device: ("d1", DeviceType::Backup),
     };
     store.register(&user, true).unwrap();
-    let settings = Settings {
+    let settings = BackendSettings {
         api_key: ApiKey::new(KEY).unwrap(),
         admin_key: ApiKey::new(ADMIN_KEY),
         trusted_agents: vec![agent().public()],

@@ -36,7 +36,7 @@ pub const OPENAPI: &str = include_str!("openapi.yaml");
 const CHALLENGE_BYTES: usize = 32;
 
 /// How the backend is run.
-pub struct Settings {
+pub struct BackendSettings {
     /// The key every call must carry in `X-Api-Key`.
     pub api_key: ApiKey,
     /// The key management calls (unlocking, deleting a user) carry in `X-Api-Key`
@@ -70,13 +70,13 @@ pub fn trusted_agents(keys: &[String]) -> Result<Vec<[u8; 32]>, String> {
 /// The backend service: the store, its settings and its clock.
 pub struct Backend {
     store: Mutex<Store>,
-    settings: Settings,
+    settings: BackendSettings,
     clock: Arc<dyn Clock>,
 }
 
 impl Backend {
     /// The backend on the system's clock.
-    pub fn new(store: Store, settings: Settings) -> Backend {
+    pub fn new(store: Store, settings: BackendSettings) -> Backend {
         Backend {
             store: Mutex::new(store),
             settings,
@@ -455,7 +455,7 @@ mod tests {
             device: ("d1", DeviceType::Backup),
         };
         store.register(&user, true).unwrap();
-        let settings = Settings {
+        let settings = BackendSettings {
             api_key: ApiKey::new(KEY).unwrap(),
             admin_key: None,
             trusted_agents: vec![agent.public()],

@@ -17,7 +17,7 @@ use select::{Candidate, NoGoodFrame, Selection, Window};
 
 /// How frames are taken and chosen.
 #[derive(Clone, Copy, Debug)]
-pub struct Settings {
+pub struct CaptureSettings {
     /// Frames assessed per second, at most (> 0); frames in between are dropped.
     pub rate: f64,
     pub window: Window,
@@ -54,7 +54,7 @@ pub fn best_frame(
     latest: &Latest,
     models: &Models,
     policy: &Policy,
-    settings: &Settings,
+    settings: &CaptureSettings,
     mut observe: impl FnMut(&Candidate),
 ) -> Result<Candidate, CaptureError> {
     let mut pace = Pace::new(settings.rate);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{Cli, Error, FrontArgs, listen, sealing_key, state_file};
-use recognize_agent::backend::api::{Backend, Settings};
+use recognize_agent::backend::api::{Backend, BackendSettings};
 use recognize_agent::backend::store::{Budget, Store};
 use recognize_agent::protect::states::{self};
 use recognize_agent::service::api_key::ApiKey;
@@ -128,7 +128,7 @@ pub(super) fn backend(args: &BackendArgs, cli: &Cli) -> Result<ExitCode, Error> 
     }
     let store = store.with_budget(budget);
     let sealing = sealing_key(cli)?;
-    let settings = Settings {
+    let settings = BackendSettings {
         api_key,
         admin_key,
         trusted_agents,

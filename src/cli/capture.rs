@@ -122,7 +122,7 @@ pub(super) fn capture(
                 .ok_or("--online needs AUTH_SERVER_URL and AUTH_SERVER_API_KEY")?,
         ),
     };
-    let settings = capture::Settings {
+    let settings = capture::CaptureSettings {
         rate: args.source.analysis_fps,
         window: Window {
             settle: args.settle,

@@ -200,8 +200,8 @@ struct FrontArgs {
 }
 
 impl FrontArgs {
-    fn settings(&self, max_body_bytes: usize) -> Result<front::Settings, Error> {
-        Ok(front::Settings {
+    fn settings(&self, max_body_bytes: usize) -> Result<front::FrontSettings, Error> {
+        Ok(front::FrontSettings {
             max_connections: self.max_connections.max(1),
             max_body_bytes,
             head_timeout: self.head_timeout,
@@ -427,7 +427,7 @@ fn listen<S: Service>(
     port: u16,
     service: S,
     workers: usize,
-    front: front::Settings,
+    front: front::FrontSettings,
     what: &str,
 ) -> Result<ExitCode, Error> {
     let stop = recognize_agent::http::stop_on_signals();

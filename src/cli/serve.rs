@@ -62,7 +62,7 @@ pub(super) fn serve(args: &ServeArgs, enroller: Enroller, cli: &Cli) -> Result<E
     let backend = backend_client(&args.auth_server_url, &args.auth_server_api_key, cli)?;
     let enroller = Arc::new(enroller);
     let kiosk = if args.kiosk {
-        let settings = kiosk::Settings {
+        let settings = kiosk::KioskSettings {
             source: args.source.spec(max_pixels, true)?,
             rate: args.source.analysis_fps,
             window: Window::default(),

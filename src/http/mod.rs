@@ -30,7 +30,7 @@ impl<S: Service> Server<S> {
         addr: &str,
         app: S,
         workers: usize,
-        settings: front::Settings,
+        settings: front::FrontSettings,
     ) -> Result<Server<S>, Box<dyn std::error::Error + Send + Sync>> {
         let listener = std::net::TcpListener::bind(addr)?;
         let dir = SocketDir::new()?;

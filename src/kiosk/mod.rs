@@ -24,7 +24,7 @@ use crate::frames::pace::Pace;
 use crate::protect::states::ClientType;
 
 /// How the kiosk runs.
-pub struct Settings {
+pub struct KioskSettings {
     pub source: Spec,
     /// Frames assessed per second, at most.
     pub rate: f64,
@@ -116,7 +116,7 @@ impl Finished {
 }
 
 pub struct Kiosk {
-    settings: Settings,
+    settings: KioskSettings,
     enroller: Arc<Enroller>,
     backend: Option<Client>,
     state: Mutex<State>,
@@ -141,7 +141,7 @@ pub struct Busy;
 impl Kiosk {
     /// Starts the kiosk's worker thread.
     pub fn start(
-        settings: Settings,
+        settings: KioskSettings,
         enroller: Arc<Enroller>,
         backend: Option<Client>,
     ) -> std::io::Result<Arc<Kiosk>> {
@@ -163,7 +163,7 @@ impl Kiosk {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What the page shows; asking keeps the camera on for [`Settings::idle`].
+    /// What the page shows; asking keeps the camera on for [`KioskSettings::idle`].
     pub fn view(&self) -> View {
         let mut state = self.lock();
         state.watched_until = Some(Instant::now() + self.settings.idle);

@@ -9,7 +9,7 @@ use crate::common::{self, enroller, fixture};
 use image::{ImageFormat, RgbImage};
 use recognize_agent::capture::assess::{Guidance, assess};
 use recognize_agent::capture::select::Window;
-use recognize_agent::capture::{CaptureError, Settings, best_frame};
+use recognize_agent::capture::{CaptureError, CaptureSettings, best_frame};
 use recognize_agent::contract::Scenario;
 use recognize_agent::frames::files::{FileSource, Playback, read_jpeg};
 use recognize_agent::frames::latest::{Latest, Taken};
@@ -56,8 +56,8 @@ fn sequence(name: &str, frames: &[RgbImage]) -> PathBuf {
     dir
 }
 
-fn settings() -> Settings {
-    Settings {
+fn settings() -> CaptureSettings {
+    CaptureSettings {
         rate: 1000.0,
         window: Window {
             settle: Duration::from_secs(600),

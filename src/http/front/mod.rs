@@ -28,7 +28,7 @@ use timed::Timed;
 
 /// How much the front lets a client take.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct FrontSettings {
     pub max_connections: usize,
     pub max_body_bytes: usize,
     /// Time from accepting a connection (TLS handshake included) to the end of its head.
@@ -39,7 +39,7 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-impl Settings {
+impl FrontSettings {
     fn serves_tls(&self) -> bool {
         #[cfg(feature = "tls")]
         return self.tls.is_some();
@@ -61,7 +61,7 @@ pub struct Front {
 }
 
 struct Shared {
-    settings: Settings,
+    settings: FrontSettings,
     /// The Unix socket `tiny_http` listens on.
     upstream: PathBuf,
     /// The whole `503` answer to a connection beyond the cap, made once.
@@ -88,7 +88,7 @@ impl Stream for Timed {
 
 impl Front {
     /// A front on `listener` for the server listening on the Unix socket `upstream`.
-    pub fn new(listener: TcpListener, upstream: PathBuf, mut settings: Settings) -> Front {
+    pub fn new(listener: TcpListener, upstream: PathBuf, mut settings: FrontSettings) -> Front {
         let fits = connections_within_file_limit();
         if settings.max_connections > fits {
             log::warn!(
@@ -270,7 +270,7 @@ fn serve(tcp: TcpStream, shared: &Shared) {
 }
 
 /// The client's stream: TLS (after its handshake) when configured, else plain.
-fn open(timed: Timed, settings: &Settings) -> Option<Box<dyn Stream>> {
+fn open(timed: Timed, settings: &FrontSettings) -> Option<Box<dyn Stream>> {
     #[cfg(feature = "tls")]
     if let Some(config) = &settings.tls {
         return tls::accept(timed, Arc::clone(config));
