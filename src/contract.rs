@@ -236,6 +236,34 @@ impl Health {
 mod tests {
     use super::*;
 
+    /// `Filter` and the body agree: each filter's name is its key in a `FilterTriggered`
+    /// body, in `Filter::ALL`'s order, which is also the order of its discriminants.
+    #[test]
+    fn filter_names_are_the_body_keys_in_order() {
+        for (i, filter) in Filter::ALL.into_iter().enumerate() {
+            assert_eq!(filter as usize, i);
+            assert_eq!(Filter::parse(filter.name()), Some(filter));
+            let only = Filters::from_fn(|f| {
+                if f == filter {
+                    FilterStatus::Triggered
+                } else {
+                    FilterStatus::NotTriggered
+                }
+            });
+            assert_eq!(only.get(filter), FilterStatus::Triggered);
+            let text = serde_json::to_string(&only).unwrap();
+            let at = Filter::ALL.map(|f| text.find(&format!("\"{}\":", f.name())));
+            assert!(
+                at.windows(2).all(|w| w[0].is_some() && w[0] < w[1]),
+                "{text}"
+            );
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body.as_object().unwrap().len(), 6);
+            assert_eq!(body[filter.name()], "TRIGGERED");
+        }
+        assert_eq!(Filter::parse("faceBogus"), None);
+    }
+
     #[test]
     fn filter_triggered_has_the_contract_names() {
         let filters = Filters {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use embedded_svc::http::server::Connection;
 
+use crate::backend::client::Client;
 use crate::enroll::Enroller;
+use crate::kiosk::Kiosk;
 use crate::service::api_key::ApiKey;
 use crate::service::{Peer, Service};
 use admission::Gate;
@@ -26,9 +28,9 @@ pub struct Agent {
     pub gate: Gate,
     pub limits: Limits,
     /// Where online enrolments are registered, if anywhere.
-    pub backend: Option<crate::backend::client::Client>,
+    pub backend: Option<Client>,
     /// Kiosk mode (`serve --kiosk`): the camera, its page and its enrolments.
-    pub kiosk: Option<Arc<crate::kiosk::Kiosk>>,
+    pub kiosk: Option<Arc<Kiosk>>,
     /// The key the enrolment endpoints require, if any.
     pub api_key: Option<ApiKey>,
 }

@@ -501,8 +501,8 @@ mod tests {
         .into_bytes()
     }
 
-    /// A challenge answered within its time binds the device; the same answer once the
-    /// backend's clock has passed the challenge's time is refused, and binds nothing.
+    /// A challenge answered within its time binds the device; a second challenge answered
+    /// once the backend's clock has passed its time is refused, and binds nothing.
     #[test]
     fn a_challenge_expires_by_the_backends_clock() {
         let clock = Arc::new(ManualClock::at(1_800_000_000));

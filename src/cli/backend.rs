@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::{Cli, Error, FrontArgs, listen, sealing_key, state_file};
 use recognize_agent::backend::api::{Backend, BackendSettings};
 use recognize_agent::backend::store::{Budget, Store};
-use recognize_agent::protect::states::{self};
+use recognize_agent::protect::states;
 use recognize_agent::service::api_key::ApiKey;
 
 #[derive(clap::Args)]

@@ -11,6 +11,7 @@ mod keys;
 mod logging;
 mod recover;
 mod serve;
+mod source;
 
 #[cfg(feature = "backend")]
 use backend::{BackendArgs, audit, backend};
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::backend::client::Client;
+use recognize_agent::config;
 use recognize_agent::contract::Scenario;
 use recognize_agent::enroll::{Enroller, LivenessCheck};
 use recognize_agent::http::{Server, front};
@@ -36,6 +38,7 @@ use recognize_agent::protect::seal::{SealingKey, SealingPublicKey};
 use recognize_agent::protect::states::{self, ClientType};
 use recognize_agent::service::Service;
 use recognize_agent::vision::decode::DecodeOptions;
+use recognize_agent::vision::filters::Policy;
 use recognize_agent::vision::liveness::{self, Liveness};
 use recognize_agent::vision::{Models, Precision, default_models_dir, default_precision};
 
@@ -166,14 +169,6 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|v| Duration::try_from_secs_f64(v).ok())
         .ok_or_else(|| format!("'{s}' is not a number of seconds"))
-}
-
-/// A positive rate, per second.
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("'{s}' is not a positive number per second")),
-    }
 }
 
 /// What one client may take of a server; the same for the agent and the backend.
@@ -399,10 +394,8 @@ fn load<T>(
     Ok(loaded)
 }
 
-fn policies() -> Result<[recognize_agent::vision::filters::Policy; 3], Error> {
-    Ok(recognize_agent::config::policies(|k| {
-        std::env::var(k).ok()
-    })?)
+fn policies() -> Result<[Policy; 3], Error> {
+    Ok(config::policies(|k| std::env::var(k).ok())?)
 }
 
 /// The backend online enrolments go to, when both its URL and key are set.

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use super::{Cli, Error, key_file, models};
 use recognize_agent::backend::client::Client;
+use recognize_agent::backend::messages::Bound;
+use recognize_agent::protect::states::ClientState;
 use recognize_agent::recovery::{self, RecoveryError};
 use recognize_agent::vision::decode::{self, DecodeOptions};
 use recognize_agent::vision::embed::Embedding;
@@ -27,15 +29,13 @@ pub(super) struct RecoverArgs {
     image: PathBuf,
 }
 
-pub(super) fn read_client_state(
-    file: &Path,
-) -> Result<recognize_agent::protect::states::ClientState, Error> {
+fn read_client_state(file: &Path) -> Result<ClientState, Error> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(recovery::client_state(&text).map_err(|e| format!("{}: {e}", file.display()))?)
 }
 
 /// The embedding of the one clear face in `image`.
-pub(super) fn face(cli: &Cli, image: &Path) -> Result<Embedding, Error> {
+fn face(cli: &Cli, image: &Path) -> Result<Embedding, Error> {
     let body = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let decoded = decode::decode(&body, &DecodeOptions::file(cli.max_pixels))
         .map_err(|e| format!("{}: {e}", image.display()))?;
@@ -46,10 +46,7 @@ pub(super) fn face(cli: &Cli, image: &Path) -> Result<Embedding, Error> {
     Ok(face.embedding)
 }
 
-pub(super) fn recover(
-    cli: &Cli,
-    args: &RecoverArgs,
-) -> Result<recognize_agent::backend::messages::Bound, Error> {
+fn recover(cli: &Cli, args: &RecoverArgs) -> Result<Bound, Error> {
     let state = read_client_state(&args.client_state)?;
     let backend = Client::with_ca(
         &args.backend,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::capture::SourceArgs;
+use super::source::SourceArgs;
 use super::{Cli, Error, FrontArgs, backend_client, listen, parse_seconds};
 use recognize_agent::agent::{Agent, Limits, admission::Gate};
 use recognize_agent::capture::select::Window;

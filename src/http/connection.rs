@@ -1,7 +1,8 @@
 //! An `embedded-svc` HTTP server connection over a request already received and a
 //! buffered response, so the routes never see the transport: [`TinyConnection`] for
 //! `tiny_http` (requests arrive through the [`front`](super::front), whole), and
-//! [`MemoryConnection`] for a request held in memory (the fuzz targets).
+//! [`MemoryConnection`] for a request held in memory (the fuzz targets, the backend's
+//! tests).
 
 use std::io;
 

@@ -19,7 +19,7 @@ use connection::TinyConnection;
 pub struct Server<S: Service> {
     front: front::Front,
     inner: Arc<tiny_http::Server>,
-    app: Arc<S>,
+    service: Arc<S>,
     workers: usize,
     _socket_dir: SocketDir,
 }
@@ -28,7 +28,7 @@ impl<S: Service> Server<S> {
     /// Binds `addr` (port 0 picks a free port). `workers` threads handle requests.
     pub fn bind(
         addr: &str,
-        app: S,
+        service: S,
         workers: usize,
         settings: front::FrontSettings,
     ) -> Result<Server<S>, Box<dyn std::error::Error + Send + Sync>> {
@@ -39,7 +39,7 @@ impl<S: Service> Server<S> {
         Ok(Server {
             front: front::Front::new(listener, socket, settings),
             inner: Arc::new(inner),
-            app: Arc::new(app),
+            service: Arc::new(service),
             workers: workers.max(1),
             _socket_dir: dir,
         })
@@ -53,13 +53,13 @@ impl<S: Service> Server<S> {
     /// the requests in flight have been answered.
     pub fn run(self, stop: &AtomicBool) {
         for i in 0..self.workers {
-            let (server, app) = (Arc::clone(&self.inner), Arc::clone(&self.app));
+            let (server, service) = (Arc::clone(&self.inner), Arc::clone(&self.service));
             let spawned = std::thread::Builder::new()
                 .name(format!("http-{i}"))
                 .spawn(move || {
                     while let Ok(request) = server.recv() {
                         let mut conn = TinyConnection::new(request);
-                        if let Err(e) = app.handle(&mut conn) {
+                        if let Err(e) = service.handle(&mut conn) {
                             log::warn!("response not written: {e}");
                         }
                         if let Err(e) = conn.finish() {

@@ -232,11 +232,12 @@ fn exif_transpose_header() {
         200
     );
     // A portrait stored upside down, its EXIF orientation saying so: enrolled when the
-    // orientation is applied; read as stored, the upside-down face is refused.
+    // orientation is applied; read as stored, the upside-down face reads as covered.
     let upside_down = upside_down_with_orientation_tag(&fixture("clean/obama.jpg"));
     assert_eq!(with("true", &upside_down).status, 200);
     let r = with("false", &upside_down);
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["filters"]["faceIsOccluded"], "TRIGGERED");
     assert_problem(&with("maybe", &upside_down), 400, "Exif-Transpose");
 }
 

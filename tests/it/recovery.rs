@@ -640,8 +640,8 @@ fn online_enrolment_with_the_backend_down_or_refusing_is_503_or_502() {
     assert_eq!(count(sql, &hex), 0);
 }
 
-/// The states of an enrolment are dated by the enroller's clock: the server state is
-/// registrable for the registration window from then.
+/// The states of an enrolment are dated by the enroller's clock, and the server state
+/// expires one registration window later.
 #[test]
 fn states_are_dated_by_the_enrollers_clock() {
     let at = 1_700_000_000;
