@@ -13,13 +13,6 @@ mod recover;
 mod serve;
 mod source;
 
-#[cfg(feature = "backend")]
-use backend::{BackendArgs, audit, backend};
-use capture::{CaptureArgs, capture};
-use logging::init_logging;
-use recover::RecoverArgs;
-use serve::{ServeArgs, serve};
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +34,13 @@ use recognize_agent::vision::decode::DecodeOptions;
 use recognize_agent::vision::filters::Policy;
 use recognize_agent::vision::liveness::{self, Liveness};
 use recognize_agent::vision::{Models, Precision, default_models_dir, default_precision};
+
+#[cfg(feature = "backend")]
+use backend::{BackendArgs, audit, backend};
+use capture::{CaptureArgs, capture};
+use logging::init_logging;
+use recover::RecoverArgs;
+use serve::{ServeArgs, serve};
 
 #[derive(Parser)]
 #[command(
