@@ -1,4 +1,5 @@
-//! The agent contract over real HTTP, on a real server process and real photos.
+//! The agent contract over real HTTP, on a real server process and real photos (the
+//! refusals decided by routing alone are in `routes`, in-process).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -264,17 +265,6 @@ fn upside_down_with_orientation_tag(jpeg: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn header_errors_are_400() {
-    let image = fixture("clean/obama.jpg");
-    let post = |headers: &[(&str, &str)], body: &[u8]| {
-        agent().request("POST", "/v1/offline-enrollment", headers, body)
-    };
-    assert_problem(&post(&[], &image), 400, "Scenario");
-    assert_problem(&post(&[("Scenario", "PASSPORT")], &image), 400, "PASSPORT");
-    assert_problem(&post(&[("Scenario", "SELFIE")], b""), 400, "empty");
-}
-
-#[test]
 fn bad_bodies_are_clear_errors_and_the_server_keeps_serving() {
     assert_problem(
         &agent().enroll("SELFIE", b"definitely not an image"),
@@ -332,31 +322,6 @@ fn oversized_bodies_are_413_without_reading_them() {
         agent().request("GET", "/health-check", &[], b"").status,
         200
     );
-}
-
-#[test]
-fn unknown_paths_and_wrong_methods() {
-    assert_problem(
-        &agent().request("GET", "/v2/whatever", &[], b""),
-        404,
-        "/v2/whatever",
-    );
-    let r = agent().request("GET", "/v1/offline-enrollment", &[], b"");
-    assert_problem(&r, 405, "POST");
-    assert_eq!(r.header("Allow"), Some("POST"));
-    let r = agent().request("DELETE", "/health-check", &[], b"");
-    assert_problem(&r, 405, "GET");
-    assert_eq!(r.header("Allow"), Some("GET"));
-}
-
-#[test]
-fn online_enrollment_without_backend_is_409() {
-    let r = agent().post(
-        "/v1/online-enrollment",
-        "SELFIE",
-        &fixture("clean/obama.jpg"),
-    );
-    assert_problem(&r, 409, "AUTH_SERVER_URL");
 }
 
 #[test]

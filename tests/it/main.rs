@@ -21,4 +21,5 @@ mod openapi;
 mod overload;
 mod protect;
 mod recovery;
+mod routes;
 mod tls;
