@@ -22,31 +22,55 @@ pub fn handle<C: Connection + Peer>(agent: &Agent, conn: &mut C) -> Result<(), C
     exchange(conn, |conn, method, path| route(agent, conn, method, path))
 }
 
+/// A route of the agent.
+enum Route {
+    Health,
+    OpenApi,
+    Enroll {
+        online: bool,
+    },
+    /// Anything under `/kiosk`, which the kiosk routes itself.
+    Kiosk,
+}
+
+impl Route {
+    /// The route of `path`, and the methods it accepts (the kiosk decides its own).
+    fn of(path: &str) -> Option<(Route, &'static str)> {
+        Some(match path {
+            "/health-check" => (Route::Health, "GET"),
+            "/openapi.yaml" => (Route::OpenApi, "GET"),
+            "/v1/offline-enrollment" => (Route::Enroll { online: false }, "POST"),
+            "/v1/online-enrollment" => (Route::Enroll { online: true }, "POST"),
+            _ if path == "/kiosk" || path.starts_with("/kiosk/") => (Route::Kiosk, ""),
+            _ => return None,
+        })
+    }
+}
+
 fn route<C: Connection + Peer>(
     agent: &Agent,
     conn: &mut C,
     method: Method,
     path: &str,
 ) -> Result<Reply, ApiError> {
-    if path == "/kiosk" || path.starts_with("/kiosk/") {
-        return match &agent.kiosk {
+    let (route, allowed) =
+        Route::of(path).ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
+    match (route, method) {
+        (Route::Kiosk, _) => match &agent.kiosk {
             Some(kiosk) => crate::kiosk::routes::route(kiosk, conn, method, path),
             None => Err(ApiError::new(404, "kiosk mode is off (serve --kiosk)")),
-        };
-    }
-    let allowed = match path {
-        "/health-check" | "/openapi.yaml" => "GET",
-        "/v1/offline-enrollment" | "/v1/online-enrollment" => "POST",
-        _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
-    };
-    if let Some(key) = agent.api_key.as_ref().filter(|_| path.starts_with("/v1/")) {
-        key.check(conn)?;
-    }
-    match (method, path) {
-        (Method::Get, "/health-check") => Ok(Reply::json(200, &Health::ok())),
-        (Method::Get, "/openapi.yaml") => Ok(Reply::document(YAML, OPENAPI)),
-        (Method::Post, "/v1/offline-enrollment") => enroll(agent, conn, false),
-        (Method::Post, "/v1/online-enrollment") => enroll(agent, conn, true),
+        },
+        (Route::Enroll { online }, method) => {
+            if let Some(key) = &agent.api_key {
+                key.check(conn)?;
+            }
+            match method {
+                Method::Post => enroll(agent, conn, online),
+                _ => Err(method_not_allowed(path, allowed)),
+            }
+        }
+        (Route::Health, Method::Get) => Ok(Reply::json(200, &Health::ok())),
+        (Route::OpenApi, Method::Get) => Ok(Reply::document(YAML, OPENAPI)),
         _ => Err(method_not_allowed(path, allowed)),
     }
 }

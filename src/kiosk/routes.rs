@@ -13,6 +13,29 @@ use crate::service::reply::Reply;
 /// The page: self-contained HTML, CSS and script.
 pub const PAGE: &str = include_str!("page.html");
 
+/// A route of the kiosk.
+enum Route {
+    Page,
+    Status,
+    Frame,
+    Result,
+    Start,
+}
+
+impl Route {
+    /// The route of `path`, and the methods it accepts.
+    fn of(path: &str) -> Option<(Route, &'static str)> {
+        Some(match path {
+            "/kiosk" => (Route::Page, "GET"),
+            "/kiosk/status" => (Route::Status, "GET"),
+            "/kiosk/frame.jpg" => (Route::Frame, "GET"),
+            "/kiosk/result" => (Route::Result, "GET"),
+            "/kiosk/start" => (Route::Start, "POST"),
+            _ => return None,
+        })
+    }
+}
+
 /// Answers a request under `/kiosk`.
 pub fn route<C: Connection + Peer>(
     kiosk: &Kiosk,
@@ -26,15 +49,12 @@ pub fn route<C: Connection + Peer>(
             "the kiosk is served to the kiosk's own browser only (from this machine)",
         ));
     }
-    let allowed = match path {
-        "/kiosk" | "/kiosk/status" | "/kiosk/frame.jpg" | "/kiosk/result" => "GET",
-        "/kiosk/start" => "POST",
-        _ => return Err(ApiError::new(404, format!("no such endpoint: {path}"))),
-    };
-    match (method, path) {
-        (Method::Get, "/kiosk") => Ok(Reply::document("text/html; charset=utf-8", PAGE)),
-        (Method::Get, "/kiosk/status") => Ok(Reply::json(200, &kiosk.view())),
-        (Method::Get, "/kiosk/frame.jpg") => match kiosk.preview() {
+    let (route, allowed) =
+        Route::of(path).ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
+    match (route, method) {
+        (Route::Page, Method::Get) => Ok(Reply::document("text/html; charset=utf-8", PAGE)),
+        (Route::Status, Method::Get) => Ok(Reply::json(200, &kiosk.view())),
+        (Route::Frame, Method::Get) => match kiosk.preview() {
             Some(jpeg) => Ok(Reply {
                 status: 200,
                 content_type: "image/jpeg",
@@ -45,14 +65,14 @@ pub fn route<C: Connection + Peer>(
                 "no frame yet: the camera starts when the page asks for /kiosk/status",
             )),
         },
-        (Method::Get, "/kiosk/result") => match kiosk.answer() {
+        (Route::Result, Method::Get) => match kiosk.answer() {
             Some(answer) => Ok(Reply::json(200, &answer)),
             None => Err(ApiError::new(
                 404,
                 "no enrolment has succeeded since the last start",
             )),
         },
-        (Method::Post, "/kiosk/start") => match kiosk.capture() {
+        (Route::Start, Method::Post) => match kiosk.capture() {
             Ok(()) => Ok(Reply::json(202, &kiosk.view())),
             Err(Busy) => Err(ApiError::new(
                 409,
