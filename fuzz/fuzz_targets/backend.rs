@@ -18,7 +18,7 @@ use recognize_agent::backend::store::{NewUser, Store};
 use recognize_agent::contract::Scenario;
 use recognize_agent::service::Service;
 use recognize_agent::service::api_key::{ApiKey, HEADER};
-use recognize_agent::http::connection::{Head, MemoryConnection, Response};
+use recognize_agent::http::connection::{MemoryConnection, Response};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use recognize_agent::protect::issue::Issuer;
@@ -177,12 +177,9 @@ impl Request {
         Request { method: Method::Post, uri: uri.into(), key: Some(KEY), body: body.to_vec() }
     }
 
-    /// The request as the front passes it on: with its length, and its key if it has one.
+    /// The request as the front passes it on, with its key if it has one.
     fn connection(self) -> MemoryConnection {
-        let mut headers = vec![("Content-Length".to_string(), self.body.len().to_string())];
-        if let Some(key) = self.key {
-            headers.push((HEADER.to_string(), key.to_string()));
-        }
-        MemoryConnection::new(Head::new(self.method, self.uri, headers, None), self.body)
+        let key = self.key.map(|key| (HEADER, key));
+        MemoryConnection::request(self.method, &self.uri, key.as_slice(), &self.body)
     }
 }

@@ -55,20 +55,16 @@ fn route<C: Connection + Peer>(
 ) -> Result<Reply, ApiError> {
     let (route, allowed) =
         Route::of(path).ok_or_else(|| ApiError::new(404, format!("no such endpoint: {path}")))?;
+    // The key guards the enrolments, whatever the method.
+    if let (Route::Enroll { .. }, Some(key)) = (&route, &agent.api_key) {
+        key.check(conn)?;
+    }
     match (route, method) {
         (Route::Kiosk, _) => match &agent.kiosk {
             Some(kiosk) => crate::kiosk::routes::route(kiosk, conn, method, path),
             None => Err(ApiError::new(404, "kiosk mode is off (serve --kiosk)")),
         },
-        (Route::Enroll { online }, method) => {
-            if let Some(key) = &agent.api_key {
-                key.check(conn)?;
-            }
-            match method {
-                Method::Post => enroll(agent, conn, online),
-                _ => Err(method_not_allowed(path, allowed)),
-            }
-        }
+        (Route::Enroll { online }, Method::Post) => enroll(agent, conn, online),
         (Route::Health, Method::Get) => Ok(Reply::json(200, &Health::ok())),
         (Route::OpenApi, Method::Get) => Ok(Reply::document(YAML, OPENAPI)),
         _ => Err(method_not_allowed(path, allowed)),

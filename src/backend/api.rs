@@ -433,7 +433,7 @@ fn store_error(e: StoreError, id: &str) -> ApiError {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::http::connection::{Head, MemoryConnection};
+    use crate::http::connection::MemoryConnection;
     use crate::protect::keys::KeyFile;
     use crate::protect::rotation::{Rotation, random_unit};
     use crate::service::api_key::HEADER;
@@ -473,12 +473,7 @@ mod tests {
         path: &str,
         body: &[u8],
     ) -> (u16, serde_json::Value) {
-        let headers = vec![
-            ("Content-Length".to_string(), body.len().to_string()),
-            (HEADER.to_string(), KEY.to_string()),
-        ];
-        let head = Head::new(method, path.to_string(), headers, None);
-        let mut conn = MemoryConnection::new(head, body.to_vec());
+        let mut conn = MemoryConnection::request(method, path, &[(HEADER, KEY)], body);
         backend.handle(&mut conn).unwrap();
         let response = conn.response().unwrap();
         let json = serde_json::from_slice(&response.body).unwrap_or_default();

@@ -142,9 +142,27 @@ impl MemoryConnection {
         Buffered::with(head, MemoryBody(io::Cursor::new(body)))
     }
 
+    /// `method uri` with `headers` and `body`, as the front passes a request on: with its
+    /// `Content-Length`, and no peer address.
+    pub fn request(
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> MemoryConnection {
+        let mut all = vec![("Content-Length".to_string(), body.len().to_string())];
+        all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+        MemoryConnection::new(Head::new(method, uri.to_string(), all, None), body.to_vec())
+    }
+
     /// What the handler answered, if it started a response.
     pub fn response(&self) -> Option<&Response> {
         self.response.as_ref()
+    }
+
+    /// The same, taken.
+    pub fn into_response(self) -> Option<Response> {
+        self.response
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use embedded_svc::http::Method;
 use recognize_agent::agent::admission::Gate;
 use recognize_agent::agent::{Agent, Limits};
-use recognize_agent::http::connection::{Head, MemoryConnection, Response};
+use recognize_agent::http::connection::{MemoryConnection, Response};
 use recognize_agent::service::Service;
 
 use crate::common::{self, fixture};
@@ -29,16 +29,9 @@ fn agent() -> &'static Agent {
 
 /// The agent's answer to `method path` with `headers` and `body`.
 fn request(method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut all = vec![("Content-Length".to_string(), body.len().to_string())];
-    all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-    let mut conn = MemoryConnection::new(Head::new(method, path.into(), all, None), body.into());
+    let mut conn = MemoryConnection::request(method, path, headers, body);
     agent().handle(&mut conn).unwrap();
-    let response = conn.response().expect("an answer");
-    Response {
-        status: response.status,
-        headers: response.headers.clone(),
-        body: response.body.clone(),
-    }
+    conn.into_response().expect("an answer")
 }
 
 /// `r` is the JSON problem `status`, its detail naming `detail_has`.
@@ -85,10 +78,6 @@ fn header_errors_are_400() {
     assert_problem(&post(&[], &image), 400, "Scenario");
     assert_problem(&post(&[("Scenario", "PASSPORT")], &image), 400, "PASSPORT");
     assert_problem(&post(&[("Scenario", "SELFIE")], b""), 400, "empty");
-    let encoding = [("Scenario", "SELFIE"), ("Content-Encoding", "gzip")];
-    assert_problem(&post(&encoding, &image), 400, "Content-Encoding");
-    let client_type = [("Scenario", "SELFIE"), ("Client-State-Type", "FOREVER")];
-    assert_problem(&post(&client_type, &image), 400, "Client-State-Type");
 }
 
 #[test]

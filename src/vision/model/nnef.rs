@@ -1,10 +1,10 @@
 //! Reading the NNEF archives [`super::export`] writes. With tract's own reader, parsing
 //! `graph.nnef` was the largest part of loading a model on ARM (its general parser
 //! backtracks through every operator precedence at every value), and each load built a
-//! framework, parsing NNEF's standard library again (docs/benchmarks.md, "Instruction counts"). Here
-//! one framework serves every load, and the part of NNEF's syntax that tract writes is
-//! parsed in one pass into tract's own syntax tree; anything else goes to tract's parser,
-//! so what is read is what tract would read.
+//! framework, parsing NNEF's standard library again (docs/benchmarks.md, "Instruction
+//! counts"). Here one framework serves every load, and the part of NNEF's syntax that
+//! tract writes is parsed in one pass into tract's own syntax tree; anything else goes to
+//! tract's parser, so what is read is what tract would read.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -290,7 +290,8 @@ impl<'t> Cursor<'t> {
         self.expect("{")?;
         let mut body = Vec::new();
         while !self.eat("}") {
-            let left = one_or(self.list("=", Self::lvalue)?, LValue::Tuple);
+            let left = self.list("=", Self::lvalue).filter(|l| !l.is_empty())?;
+            let left = one_or(left, LValue::Tuple);
             let right = self.rvalue()?;
             self.expect(";")?;
             body.push(Assignment { left, right });
@@ -551,6 +552,7 @@ mod tests {
             "",
             "version;",
             "version 1.0; graph g(x) -> (y) { y = x }",
+            "version 1.0; graph g(x) -> (y) { = x; }",
             "\u{e9}",
         ] {
             assert_eq!(document(broken), None, "{broken}");
